@@ -1,0 +1,115 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The backend interface, the registry of drivers and the surrogate.
+ *
+ * Each driver (backend_sqlite.c, backend_ldap.c, backend_callahead.c)
+ * exports one const struct rg_backend_ops; everything else in it is
+ * static. Drivers never cache (cache.c does) and never hold a lock across
+ * network or disk I/O. lookup() is reentrant: libmilter calls it from one
+ * thread per SMTP connection, many at once.
+ */
+#ifndef RG_BACKEND_H
+#define RG_BACKEND_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "conf.h"
+#include "rg_error.h"
+
+enum rg_result {
+	RG_FOUND = 0,	/* the recipient exists */
+	RG_NOTFOUND,	/* the directory answered: no such recipient */
+	RG_TEMPFAIL,	/* could not tell (down, slow, busy): never a reject */
+	RG_CONFIG,	/* the backend is misconfigured: treated as tempfail */
+};
+
+const char *rg_result_str(enum rg_result);	/* "found", "notfound", ... */
+
+struct rg_query {
+	const char	*key;		/* what to look up: "user@d", "user@d" without
+					 * subaddress, or "@d" for the catch-all */
+	const char	*local;		/* local part of key ("" for a catch-all) */
+	const char	*domain;	/* domain of key */
+	uint64_t	 deadline_ms;	/* rg_now_ms() clock; every driver honours it */
+	char		*trace;		/* if not NULL, the driver may write a short
+					 * human detail (filter sent, server that
+					 * answered) for `rcptgate -t -v` */
+	size_t		 tracelen;
+};
+
+struct rg_backend;
+
+struct rg_backend_ops {
+	const char	*type;		/* "sqlite", "ldap", "callahead" */
+
+	/*
+	 * Read the section (validating every key with rg_section_* so errors
+	 * name file, line and key) and set b->priv. Must not block on the
+	 * network: connect lazily. Returns 0, -1 for a configuration error
+	 * (err says why; the configuration is rejected), or -2 when the
+	 * backend is configured right but cannot run now (err says why; the
+	 * registry installs a surrogate that tempfails every lookup).
+	 */
+	int		(*open)(struct rg_backend *, const struct rg_section *,
+			    struct rg_error *);
+
+	/* One lookup of q->key. Honour q->deadline_ms; timeout = RG_TEMPFAIL. */
+	enum rg_result	(*lookup)(struct rg_backend *, const struct rg_query *,
+			    struct rg_error *);
+
+	/* Free b->priv and every connection. No lookup runs concurrently. */
+	void		(*close)(struct rg_backend *);
+
+	/*
+	 * Optional. A number that changes whenever the data behind the
+	 * backend may have changed (a replaced or edited SQLite file), so
+	 * negative cache entries from before die. Cheap (a stat at most).
+	 */
+	uint64_t	(*generation)(struct rg_backend *);
+
+	/*
+	 * Optional. A live check for `rcptgate -n` (connect, bind, probe);
+	 * 0 if fine. May write warnings into warn (e.g. accept-all server).
+	 */
+	int		(*check)(struct rg_backend *, struct rg_error *err,
+			    struct rg_error *warn);
+
+	/* Optional. Worst-case milliseconds one lookup can take (timeouts x
+	 * hosts), for the `-n` warning against [policy] deadline. */
+	uint64_t	(*worst_case_ms)(struct rg_backend *);
+
+	/* Optional. Log-friendly counters for SIGUSR2, into buf. */
+	void		(*stats)(struct rg_backend *, char *buf, size_t len);
+};
+
+struct rg_backend {
+	const struct rg_backend_ops *ops;
+	char		 name[RG_NAME_MAX];	/* section name */
+	void		*priv;			/* the driver's */
+	char		*surrogate_reason;	/* set: every lookup tempfails */
+};
+
+/*
+ * Open the driver named by sec's "type" key. Returns a backend, or NULL
+ * with err set (unknown type, type not built in, bad keys). A driver that
+ * returns -2 from open gives a surrogate backend that tempfails with the
+ * reason logged. Free with rg_backend_free.
+ */
+struct rg_backend *rg_backend_open(const struct rg_section *sec,
+	    struct rg_error *err);
+void	rg_backend_free(struct rg_backend *);	/* NULL allowed */
+
+/* Dispatch helpers; surrogate and optional ops handled here. */
+enum rg_result rg_backend_lookup(struct rg_backend *, const struct rg_query *,
+	    struct rg_error *);
+uint64_t rg_backend_generation(struct rg_backend *);
+uint64_t rg_backend_worst_case_ms(struct rg_backend *);
+
+/* The drivers built in, NULL-terminated. */
+extern const struct rg_backend_ops *const rg_backend_drivers[];
+
+extern const struct rg_backend_ops rg_backend_sqlite_ops;
+
+#endif

@@ -1,0 +1,124 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The decision: given a client and a raw RCPT TO argument, accept,
+ * reject or tempfail, and the reply to give. Everything `rcptgate -t`
+ * and the milter share. Knows nothing of libmilter.
+ *
+ * Lifetimes: struct rg_engine lives for the process (cache, harvest
+ * limiter, counters, the current runtime). struct rg_runtime is one
+ * configuration with its opened backends: refcounted, replaced whole on
+ * reload. A milter connection takes a runtime reference when it starts
+ * and keeps it to the end, so the per-RCPT path takes no global lock.
+ */
+#ifndef RG_POLICY_H
+#define RG_POLICY_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "backend.h"
+#include "cache.h"
+#include "conf.h"
+#include "harvest.h"
+#include "reply.h"
+
+struct rg_runtime {
+	struct rg_conf		 *conf;
+	size_t			  nbackends;	/* == conf->nbackends */
+	struct rg_backend	**backends;	/* same order as conf->backends */
+	int			  refs;		/* atomic */
+};
+
+struct rg_engine;
+
+enum rg_action {
+	RG_ACT_CONTINUE = 0,	/* recipient exists, or is not ours to check */
+	RG_ACT_REJECT,		/* 5xx */
+	RG_ACT_TEMPFAIL,	/* 4xx */
+	RG_ACT_SHUTDOWN,	/* 421: reply, then the MTA closes the session */
+};
+
+struct rg_client {
+	struct sockaddr_storage	addr;
+	bool			have_addr;	/* false: unknown (e.g. -t) */
+	bool			authenticated;	/* {auth_authen} was set */
+	const char		*queue_id;	/* NULL or "" if none yet */
+	struct rg_harvest_session harvest;	/* per session, zeroed at start */
+};
+
+struct rg_verdict {
+	enum rg_action	action;
+	struct rg_reply	reply;		/* set unless action == CONTINUE */
+	char		decided_by[RG_NAME_MAX];	/* backend, "cache", or a rule:
+							 * "domain", "trusted",
+							 * "auth", "always_accept",
+							 * "syntax", "harvest" */
+	char		reason[64];	/* "found", "unknown", "catch-all",
+					 * "stale", "backend failure", ... */
+	char		address[RG_PATH_MAX + 1];	/* normalised, or raw if bad */
+	bool		checked;	/* a backend or the cache decided */
+	uint64_t	delay_ms;	/* tarpit: wait this long before replying */
+	char		trace[512];	/* -t -v: what the backends said */
+};
+
+/* ---- runtime ---- */
+
+/*
+ * Open every backend of conf (takes its own reference). NULL with err on
+ * a configuration error in any backend section.
+ */
+struct rg_runtime *rg_runtime_new(struct rg_conf *, struct rg_error *);
+struct rg_runtime *rg_runtime_ref(struct rg_runtime *);
+void	rg_runtime_unref(struct rg_runtime *);	/* NULL allowed */
+
+/*
+ * The `-n` checks on a runtime: deadline vs. the backends' worst case,
+ * live checks of each backend. Problems into err, warnings into warn.
+ * Returns 0 if usable.
+ */
+int	rg_runtime_check(struct rg_runtime *, bool live, struct rg_error *err,
+	    struct rg_error *warn);
+
+/* ---- engine ---- */
+
+/* Takes its own reference to rt. NULL with err on failure. */
+struct rg_engine *rg_engine_new(struct rg_runtime *rt, struct rg_error *err);
+void	rg_engine_free(struct rg_engine *);
+
+/* The current runtime, with a reference the caller drops. Brief mutex. */
+struct rg_runtime *rg_engine_acquire(struct rg_engine *);
+
+/*
+ * Make rt current (reload): new connections use it; cache sizes and
+ * harvest limits follow it; negative cache entries are dropped.
+ */
+void	rg_engine_swap(struct rg_engine *, struct rg_runtime *rt);
+
+/*
+ * Decide one recipient. raw is the RCPT TO argument as the MTA gave it.
+ * Blocks for backend lookups, up to the policy deadline; never sleeps
+ * for a tarpit (v->delay_ms says how long the caller should).
+ */
+void	rg_decide(struct rg_engine *, struct rg_runtime *, struct rg_client *,
+	    const char *raw, bool want_trace, struct rg_verdict *v);
+
+/*
+ * The MTA rejected a recipient itself (SMFIP_RCPT_REJ): count it as an
+ * unknown recipient for the harvest limits, nothing else.
+ */
+void	rg_note_mta_reject(struct rg_engine *, struct rg_runtime *,
+	    struct rg_client *);
+
+/* Log one line for a verdict that is not a plain accept. */
+void	rg_verdict_log(const struct rg_client *, const struct rg_verdict *);
+
+/* Counters, for SIGUSR2 and benchmarks. */
+struct rg_counters {
+	uint64_t	accepted, rejected, tempfailed, blocked, unchecked,
+			syntax, backend_failures, stale_accepts;
+};
+void	rg_engine_counters(struct rg_engine *, struct rg_counters *);
+void	rg_engine_log_counters(struct rg_engine *);
+
+#endif

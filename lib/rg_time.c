@@ -1,0 +1,34 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The monotonic millisecond clock. Stateless, thread-safe.
+ */
+#include <errno.h>
+#include <time.h>
+
+#include "rg_time.h"
+
+uint64_t
+rg_now_ms(void)
+{
+	struct timespec	ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+uint64_t
+rg_ms_left(uint64_t deadline_ms)
+{
+	uint64_t	now = rg_now_ms();
+
+	return deadline_ms > now ? deadline_ms - now : 0;
+}
+
+void
+rg_sleep_ms(uint64_t ms)
+{
+	struct timespec	ts = { (time_t)(ms / 1000), (long)(ms % 1000) * 1000000 };
+
+	while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
+		;
+}

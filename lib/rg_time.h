@@ -1,0 +1,19 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Monotonic milliseconds, the one clock used for deadlines and TTLs.
+ */
+#ifndef RG_TIME_H
+#define RG_TIME_H
+
+#include <stdint.h>
+
+/* CLOCK_MONOTONIC in milliseconds. Never blocks. */
+uint64_t	rg_now_ms(void);
+
+/* Milliseconds left until deadline (0 if passed). */
+uint64_t	rg_ms_left(uint64_t deadline_ms);
+
+/* Sleep up to ms milliseconds (restarted on EINTR). */
+void		rg_sleep_ms(uint64_t ms);
+
+#endif
