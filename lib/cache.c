@@ -1,0 +1,752 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The decision cache: recipient key -> found / not found, sharded, with
+ * an LRU bound per shard and single-flight misses.
+ *
+ * Keys come from strangers, so the shard and bucket are picked with
+ * SipHash-2-4 under a random key drawn at rg_cache_new: an attacker
+ * cannot aim every address at one chain. A key longer than
+ * RG_CACHE_KEY_MAX is not cacheable: rg_cache_begin says MISS without an
+ * in-flight marker and rg_cache_finish ignores it.
+ *
+ * What is stored: only found and notfound. A positive entry stays usable
+ * as a HIT while younger than positive_ttl and is then kept, but never
+ * served as a HIT, until it is stale_ttl old (both measured from
+ * stored_at), so outage mode can accept it (ans->stale_found on MISS).
+ * A negative entry is a HIT only while younger than negative_ttl, with
+ * the caller's current generation and the cache's current epoch
+ * (rg_cache_drop_negatives bumps the epoch). A tempfail never replaces
+ * or erases anything.
+ *
+ * Single flight: a MISS puts an in-flight record on the shard; a
+ * concurrent rg_cache_begin on the same key waits on the shard's
+ * condition variable for rg_cache_finish, or until its own deadline. If
+ * the owner never calls rg_cache_finish (a bug), its waiters give up at
+ * their deadlines, and the first rg_cache_begin after the owner's own
+ * deadline takes the key over, so a key is never blocked for good.
+ *
+ * It must not: do I/O, hold a lock while the caller looks up, or store a
+ * failure. The only blocking is the waiter's timed wait.
+ *
+ * Locking: one mutex per shard guards that shard's hash table, LRU list,
+ * in-flight records and counters; no function holds two shard locks at
+ * once. TTLs, size and the epoch are atomics read without a lock.
+ */
+#include <pthread.h>
+#include <stdalign.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include "cache.h"
+#include "log.h"
+#include "rg_time.h"
+
+#define MAX_SHARDS	64
+#define MIN_PER_SHARD	16	/* a small cache gets fewer shards */
+#define MIN_BUCKETS	16
+
+struct entry {
+	struct entry	*hnext;		/* hash chain */
+	struct entry	*lprev, *lnext;	/* LRU list, most recent at head */
+	uint64_t	 hash;
+	uint64_t	 generation;
+	uint64_t	 stored_at;
+	uint64_t	 epoch;
+	uint64_t	 touched;	/* shard tick of the last relink */
+	enum rg_result	 result;	/* RG_FOUND or RG_NOTFOUND only */
+	char		 backend[RG_NAME_MAX];
+	char		 key[];
+};
+
+struct flight {
+	struct flight	*next;		/* shard's in-flight list */
+	uint64_t	 hash;
+	uint64_t	 owner_deadline;	/* rg_now_ms clock */
+	uint64_t	 epoch;		/* cache epoch when the lookup began */
+	unsigned	 waiters;	/* threads waiting; last one frees */
+	bool		 done;		/* unlinked, result valid */
+	enum rg_result	 result;
+	uint64_t	 generation;
+	char		 backend[RG_NAME_MAX];
+	char		 key[];
+};
+
+struct shard {
+	/* guards every other field of this shard: table, LRU, flights,
+	 * counters, tick and cap */
+	pthread_mutex_t	 mu;
+	/* counters next to the lock: a hit then writes one cache line */
+	uint64_t	 hits, misses, waits;
+	pthread_cond_t	 cv;		/* broadcast when a flight ends */
+	struct entry	**table;
+	size_t		 nbuckets;	/* power of two */
+	struct entry	*lru_head, *lru_tail;
+	struct flight	*flights;
+	uint64_t	 count;
+	uint64_t	 cap;
+	uint64_t	 tick;		/* counts inserts and relinks */
+	uint64_t	 evictions;
+};
+
+/* Padded so two threads on two shards do not share a cache line. */
+struct padded_shard {
+	alignas(64) struct shard s;
+};
+
+struct rg_cache {
+	uint64_t		 sipkey[2];	/* read-only after new */
+	unsigned		 nshards;	/* power of two, fixed */
+	_Atomic uint64_t	 size;
+	_Atomic uint64_t	 positive_ttl;
+	_Atomic uint64_t	 negative_ttl;
+	_Atomic uint64_t	 stale_ttl;
+	_Atomic uint64_t	 epoch;
+	struct padded_shard	*shards;
+	/* written rarely, kept off the line every hit reads */
+	alignas(64) _Atomic uint64_t stale_used;
+	_Atomic uint64_t	 misses_nocache; /* disabled, long key */
+};
+
+/* SipHash-2-4 (Aumasson, Bernstein), 64-bit output. */
+#define ROTL(x, b)	(uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
+#define SIPROUND do {							\
+	v0 += v1; v1 = ROTL(v1, 13); v1 ^= v0; v0 = ROTL(v0, 32);	\
+	v2 += v3; v3 = ROTL(v3, 16); v3 ^= v2;				\
+	v0 += v3; v3 = ROTL(v3, 21); v3 ^= v0;				\
+	v2 += v1; v1 = ROTL(v1, 17); v1 ^= v2; v2 = ROTL(v2, 32);	\
+} while (0)
+
+static uint64_t
+load64le(const unsigned char *p)
+{
+	uint64_t	v = 0;
+	int		i;
+
+	for (i = 7; i >= 0; i--)
+		v = (v << 8) | p[i];
+	return v;
+}
+
+static uint64_t
+siphash24(const uint64_t k[2], const void *data, size_t len)
+{
+	const unsigned char *p = data;
+	uint64_t	v0 = 0x736f6d6570736575ULL ^ k[0];
+	uint64_t	v1 = 0x646f72616e646f6dULL ^ k[1];
+	uint64_t	v2 = 0x6c7967656e657261ULL ^ k[0];
+	uint64_t	v3 = 0x7465646279746573ULL ^ k[1];
+	uint64_t	m, b = (uint64_t)len << 56;
+	size_t		i, left = len & 7;
+
+	for (i = 0; i + 8 <= len; i += 8) {
+		m = load64le(p + i);
+		v3 ^= m;
+		SIPROUND;
+		SIPROUND;
+		v0 ^= m;
+	}
+	for (m = 0; left > 0; left--)
+		m |= (uint64_t)p[i + left - 1] << (8 * (left - 1));
+	b |= m;
+	v3 ^= b;
+	SIPROUND;
+	SIPROUND;
+	v0 ^= b;
+	v2 ^= 0xff;
+	SIPROUND;
+	SIPROUND;
+	SIPROUND;
+	SIPROUND;
+	return v0 ^ v1 ^ v2 ^ v3;
+}
+
+/* Key length, or 0 when the key cannot be cached (NULL, empty, too long). */
+static size_t
+key_len(const char *key)
+{
+	size_t	len;
+
+	if (key == NULL)
+		return 0;
+	len = strnlen(key, RG_CACHE_KEY_MAX + 1);
+	return len > RG_CACHE_KEY_MAX ? 0 : len;
+}
+
+static struct shard *
+shard_of(struct rg_cache *c, uint64_t h)
+{
+	return &c->shards[h & (c->nshards - 1)].s;
+}
+
+static size_t
+bucket_of(const struct shard *s, uint64_t h)
+{
+	/* the low bits picked the shard; use the high ones here */
+	return (size_t)(h >> 32) & (s->nbuckets - 1);
+}
+
+/* Copy a backend name; -1 (and dst "") when it does not fit. */
+static int
+copy_name(char dst[RG_NAME_MAX], const char *src)
+{
+	size_t	len = src == NULL ? 0 : strlen(src);
+
+	if (len >= RG_NAME_MAX) {
+		dst[0] = '\0';
+		return -1;
+	}
+	memcpy(dst, src == NULL ? "" : src, len + 1);
+	return 0;
+}
+
+/* Shard i's share of size: the shares add up to size exactly. */
+static uint64_t
+shard_cap(uint64_t size, unsigned nshards, unsigned i)
+{
+	return size / nshards + (i < size % nshards ? 1 : 0);
+}
+
+/* Shard lock held by every function below up to the public API. */
+
+static struct entry *
+entry_find(struct shard *s, uint64_t h, const char *key, size_t len)
+{
+	struct entry	*e;
+
+	for (e = s->table[bucket_of(s, h)]; e != NULL; e = e->hnext)
+		if (e->hash == h && memcmp(e->key, key, len + 1) == 0)
+			return e;
+	return NULL;
+}
+
+static void
+lru_unlink(struct shard *s, struct entry *e)
+{
+	if (e->lprev != NULL)
+		e->lprev->lnext = e->lnext;
+	else
+		s->lru_head = e->lnext;
+	if (e->lnext != NULL)
+		e->lnext->lprev = e->lprev;
+	else
+		s->lru_tail = e->lprev;
+	e->lprev = e->lnext = NULL;
+}
+
+static void
+lru_push_head(struct shard *s, struct entry *e)
+{
+	e->lprev = NULL;
+	e->lnext = s->lru_head;
+	if (s->lru_head != NULL)
+		s->lru_head->lprev = e;
+	else
+		s->lru_tail = e;
+	s->lru_head = e;
+}
+
+/*
+ * A hit moves the entry to the LRU head only when it is not among the
+ * shard's most recent cap/4 inserts and relinks. Relinking writes the
+ * entry and both neighbours, which on a hot key bounces those cache
+ * lines between cores (2 threads ran at 0.3x one thread with a relink
+ * on every hit). The order stays LRU up to that quarter: an entry
+ * skipped is still in the front quarter, far from the tail, and is
+ * relinked by any hit once it drifts further back. Small shards
+ * (cap < 4) are exact.
+ */
+static void
+lru_touch(struct shard *s, struct entry *e)
+{
+	if (s->tick - e->touched < s->cap / 4)
+		return;
+	e->touched = ++s->tick;
+	if (s->lru_head == e)
+		return;
+	lru_unlink(s, e);
+	lru_push_head(s, e);
+}
+
+static void
+entry_remove(struct shard *s, struct entry *e)
+{
+	struct entry	**pp;
+
+	for (pp = &s->table[bucket_of(s, e->hash)]; *pp != e;
+	    pp = &(*pp)->hnext)
+		;
+	*pp = e->hnext;
+	lru_unlink(s, e);
+	s->count--;
+	free(e);
+}
+
+static void
+evict_to_cap(struct shard *s)
+{
+	while (s->count > s->cap && s->lru_tail != NULL) {
+		entry_remove(s, s->lru_tail);
+		s->evictions++;
+	}
+}
+
+/* Double the bucket array; on allocation failure keep the longer chains. */
+static void
+table_grow(struct shard *s)
+{
+	size_t		 n = s->nbuckets * 2, i;
+	struct entry	**t, *e, *next;
+
+	t = calloc(n, sizeof(*t));
+	if (t == NULL)
+		return;
+	for (i = 0; i < s->nbuckets; i++)
+		for (e = s->table[i]; e != NULL; e = next) {
+			size_t	b = (size_t)(e->hash >> 32) & (n - 1);
+
+			next = e->hnext;
+			e->hnext = t[b];
+			t[b] = e;
+		}
+	free(s->table);
+	s->table = t;
+	s->nbuckets = n;
+}
+
+static struct flight *
+flight_find(struct shard *s, uint64_t h, const char *key, size_t len)
+{
+	struct flight	*f;
+
+	for (f = s->flights; f != NULL; f = f->next)
+		if (f->hash == h && memcmp(f->key, key, len + 1) == 0)
+			return f;
+	return NULL;
+}
+
+/* Take f off the list, publish its result, wake everyone on the shard. */
+static void
+flight_end(struct shard *s, struct flight *f, enum rg_result result,
+    const char *backend, uint64_t generation)
+{
+	struct flight	**pp;
+
+	for (pp = &s->flights; *pp != f; pp = &(*pp)->next)
+		;
+	*pp = f->next;
+	f->next = NULL;
+	f->done = true;
+	f->result = result;
+	f->generation = generation;
+	(void)copy_name(f->backend, backend);
+	if (f->waiters == 0)
+		free(f);
+	else
+		pthread_cond_broadcast(&s->cv);
+}
+
+/*
+ * Classify the entry for key at now: fresh (HIT, filled into ans),
+ * stale positive (ans->stale_found set), or dead (removed).
+ * Returns true for a fresh HIT.
+ */
+static bool
+entry_check(struct rg_cache *c, struct shard *s, struct entry *e,
+    uint64_t cur_generation, uint64_t now_ms, struct rg_cache_answer *ans)
+{
+	uint64_t	age = now_ms > e->stored_at ? now_ms - e->stored_at : 0;
+	uint64_t	ttl;
+
+	if (e->result == RG_FOUND) {
+		ttl = atomic_load_explicit(&c->positive_ttl,
+		    memory_order_relaxed);
+		if (age < ttl) {
+			ans->result = RG_FOUND;
+			memcpy(ans->backend, e->backend, RG_NAME_MAX);
+			ans->generation = e->generation;
+			lru_touch(s, e);
+			return true;
+		}
+		if (age < atomic_load_explicit(&c->stale_ttl,
+		    memory_order_relaxed)) {
+			ans->stale_found = true;
+			memcpy(ans->stale_backend, e->backend, RG_NAME_MAX);
+			return false;
+		}
+	} else {
+		ttl = atomic_load_explicit(&c->negative_ttl,
+		    memory_order_relaxed);
+		if (age < ttl && e->generation == cur_generation &&
+		    e->epoch == atomic_load_explicit(&c->epoch,
+		    memory_order_relaxed)) {
+			ans->result = RG_NOTFOUND;
+			memcpy(ans->backend, e->backend, RG_NAME_MAX);
+			ans->generation = e->generation;
+			lru_touch(s, e);
+			return true;
+		}
+	}
+	entry_remove(s, e);
+	return false;
+}
+
+static void
+abs_timespec(uint64_t deadline_ms, struct timespec *ts)
+{
+	/* rg_now_ms is CLOCK_MONOTONIC, as is the condattr clock */
+	ts->tv_sec = (time_t)(deadline_ms / 1000);
+	ts->tv_nsec = (long)(deadline_ms % 1000) * 1000000;
+}
+
+/*
+ * Create a cache for conf. The shard count is fixed here: 64, or fewer
+ * for a small initial size (at least MIN_PER_SHARD entries per shard),
+ * so that per-shard LRU stays close to a global LRU; a size of 0
+ * (disabled) gets 64 in case a reload enables it. Returns NULL on
+ * allocation failure. Free with rg_cache_free. Never blocks.
+ */
+struct rg_cache *
+rg_cache_new(const struct rg_cache_conf *conf)
+{
+	struct rg_cache	*c;
+	unsigned	 i, n;
+	ssize_t		 r;
+	pthread_condattr_t ca;
+
+	/* over-aligned (see stale_used): calloc would not do */
+	c = aligned_alloc(alignof(struct rg_cache), sizeof(*c));
+	if (c == NULL)
+		return NULL;
+	memset(c, 0, sizeof(*c));
+	r = getrandom(c->sipkey, sizeof(c->sipkey), 0);
+	if (r != (ssize_t)sizeof(c->sipkey)) {
+		/* no entropy source: degrade, still keyed per process */
+		rg_warn("cache: getrandom");
+		c->sipkey[0] = rg_now_ms() ^ (uint64_t)(uintptr_t)c;
+		c->sipkey[1] = (uint64_t)(uintptr_t)&c ^ 0x9e3779b97f4a7c15ULL;
+	}
+	n = MAX_SHARDS;
+	if (conf->size > 0)
+		while (n > 1 && conf->size / n < MIN_PER_SHARD)
+			n /= 2;
+	c->nshards = n;
+	c->shards = aligned_alloc(alignof(struct padded_shard),
+	    n * sizeof(*c->shards));
+	if (c->shards == NULL) {
+		free(c);
+		return NULL;
+	}
+	memset(c->shards, 0, n * sizeof(*c->shards));
+	if (pthread_condattr_init(&ca) != 0)
+		goto fail_shards;
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	for (i = 0; i < n; i++) {
+		struct shard	*s = &c->shards[i].s;
+
+		s->nbuckets = MIN_BUCKETS;
+		s->table = calloc(s->nbuckets, sizeof(*s->table));
+		if (s->table == NULL)
+			break;
+		pthread_mutex_init(&s->mu, NULL);
+		pthread_cond_init(&s->cv, &ca);
+		s->cap = shard_cap(conf->size, n, i);
+	}
+	pthread_condattr_destroy(&ca);
+	if (i < n) {
+		while (i-- > 0) {
+			pthread_mutex_destroy(&c->shards[i].s.mu);
+			pthread_cond_destroy(&c->shards[i].s.cv);
+			free(c->shards[i].s.table);
+		}
+		goto fail_shards;
+	}
+	atomic_init(&c->size, conf->size);
+	atomic_init(&c->positive_ttl, conf->positive_ttl_ms);
+	atomic_init(&c->negative_ttl, conf->negative_ttl_ms);
+	atomic_init(&c->stale_ttl, conf->stale_ttl_ms);
+	atomic_init(&c->epoch, 1);
+	atomic_init(&c->stale_used, 0);
+	atomic_init(&c->misses_nocache, 0);
+	return c;
+
+fail_shards:
+	free(c->shards);
+	free(c);
+	return NULL;
+}
+
+/*
+ * Free the cache, its entries and any in-flight records. No other
+ * thread may use it any more (no waiter may be blocked in it).
+ */
+void
+rg_cache_free(struct rg_cache *c)
+{
+	unsigned	 i;
+	size_t		 b;
+	struct entry	*e, *en;
+	struct flight	*f, *fn;
+
+	if (c == NULL)
+		return;
+	for (i = 0; i < c->nshards; i++) {
+		struct shard	*s = &c->shards[i].s;
+
+		for (b = 0; b < s->nbuckets; b++)
+			for (e = s->table[b]; e != NULL; e = en) {
+				en = e->hnext;
+				free(e);
+			}
+		for (f = s->flights; f != NULL; f = fn) {
+			fn = f->next;
+			free(f);
+		}
+		free(s->table);
+		pthread_mutex_destroy(&s->mu);
+		pthread_cond_destroy(&s->cv);
+	}
+	free(c->shards);
+	free(c);
+}
+
+/*
+ * Apply new TTLs and size. Shrinking evicts least recently used entries
+ * shard by shard; a size of 0 empties and disables the cache (lookups
+ * in flight still finish and wake their waiters). The shard count stays
+ * as rg_cache_new chose it, and the size is split exactly among shards,
+ * so the bound holds; a size below the shard count leaves some shards
+ * with no room (their keys are simply never cached). Blocks only on the
+ * shard locks, one at a time.
+ */
+void
+rg_cache_configure(struct rg_cache *c, const struct rg_cache_conf *conf)
+{
+	unsigned	i;
+
+	atomic_store(&c->positive_ttl, conf->positive_ttl_ms);
+	atomic_store(&c->negative_ttl, conf->negative_ttl_ms);
+	atomic_store(&c->stale_ttl, conf->stale_ttl_ms);
+	atomic_store(&c->size, conf->size);
+	for (i = 0; i < c->nshards; i++) {
+		struct shard	*s = &c->shards[i].s;
+
+		pthread_mutex_lock(&s->mu);
+		s->cap = shard_cap(conf->size, c->nshards, i);
+		evict_to_cap(s);
+		pthread_mutex_unlock(&s->mu);
+	}
+}
+
+/*
+ * See cache.h. On a HIT that is another thread's RG_TEMPFAIL or
+ * RG_CONFIG (shared), ans->stale_found is filled as on a MISS, so the
+ * waiter can use outage mode too. A MISS on a disabled cache, for a key
+ * too long to cache, or when the in-flight record cannot be allocated,
+ * places no marker; rg_cache_finish must still be called and is then
+ * harmless. Blocks only while waiting for another thread's lookup, at
+ * most until deadline_ms (rg_now_ms clock); now_ms is only for TTLs.
+ */
+enum rg_cache_status
+rg_cache_begin(struct rg_cache *c, const char *key, uint64_t cur_generation,
+    uint64_t now_ms, uint64_t deadline_ms, struct rg_cache_answer *ans)
+{
+	struct shard	*s;
+	struct entry	*e;
+	struct flight	*f;
+	struct timespec	 ts;
+	uint64_t	 h;
+	size_t		 len = key_len(key);
+	enum rg_cache_status st;
+
+	memset(ans, 0, sizeof(*ans));
+	ans->result = RG_TEMPFAIL;
+	if (len == 0 || atomic_load_explicit(&c->size,
+	    memory_order_relaxed) == 0) {
+		/* not cacheable: the caller looks up, finish ignores it */
+		atomic_fetch_add_explicit(&c->misses_nocache, 1,
+		    memory_order_relaxed);
+		return RG_CACHE_MISS;
+	}
+	h = siphash24(c->sipkey, key, len);
+	s = shard_of(c, h);
+
+	pthread_mutex_lock(&s->mu);
+	e = entry_find(s, h, key, len);
+	if (e != NULL && entry_check(c, s, e, cur_generation, now_ms, ans)) {
+		s->hits++;
+		pthread_mutex_unlock(&s->mu);
+		return RG_CACHE_HIT;
+	}
+
+	f = flight_find(s, h, key, len);
+	if (f != NULL && rg_now_ms() >= f->owner_deadline) {
+		/*
+		 * The owner is past its own deadline and has not finished:
+		 * it is stuck or gone. End its flight as a tempfail (its
+		 * waiters then decide as on any failure) and take over.
+		 */
+		flight_end(s, f, RG_TEMPFAIL, "", 0);
+		f = NULL;
+	}
+	if (f != NULL) {
+		s->waits++;
+		f->waiters++;
+		abs_timespec(deadline_ms, &ts);
+		while (!f->done) {
+			/* ETIMEDOUT, or any error: never spin */
+			if (pthread_cond_timedwait(&s->cv, &s->mu, &ts) != 0)
+				break;
+		}
+		if (f->done) {
+			st = RG_CACHE_HIT;
+			s->hits++;
+			ans->result = f->result;
+			memcpy(ans->backend, f->backend, RG_NAME_MAX);
+			ans->generation = f->generation;
+			ans->shared = true;
+			if (f->result != RG_FOUND &&
+			    f->result != RG_NOTFOUND) {
+				/* look again: the stale entry may be there */
+				e = entry_find(s, h, key, len);
+				if (e != NULL && e->result == RG_FOUND) {
+					struct rg_cache_answer tmp;
+
+					memset(&tmp, 0, sizeof(tmp));
+					if (!entry_check(c, s, e,
+					    cur_generation, now_ms, &tmp) &&
+					    tmp.stale_found) {
+						ans->stale_found = true;
+						memcpy(ans->stale_backend,
+						    tmp.stale_backend,
+						    RG_NAME_MAX);
+					}
+				}
+			}
+		} else
+			st = RG_CACHE_TIMEOUT;
+		if (--f->waiters == 0 && f->done)
+			free(f);
+		pthread_mutex_unlock(&s->mu);
+		return st;
+	}
+
+	s->misses++;
+	f = calloc(1, sizeof(*f) + len + 1);
+	if (f != NULL) {
+		/* without a record, concurrent misses each look up: harmless */
+		f->hash = h;
+		f->owner_deadline = deadline_ms;
+		f->epoch = atomic_load(&c->epoch);
+		memcpy(f->key, key, len + 1);
+		f->next = s->flights;
+		s->flights = f;
+	}
+	pthread_mutex_unlock(&s->mu);
+	return RG_CACHE_MISS;
+}
+
+/*
+ * See cache.h. Stores found/notfound (replacing any entry for key),
+ * leaves the cache as it is for anything else, and ends the in-flight
+ * record if there is one. A negative answer from a lookup that began
+ * before rg_cache_drop_negatives is stored already dead. A backend name
+ * of RG_NAME_MAX bytes or more is not stored (waiters see ""). Never
+ * blocks except on the shard lock.
+ */
+void
+rg_cache_finish(struct rg_cache *c, const char *key, enum rg_result result,
+    const char *backend, uint64_t generation, uint64_t now_ms)
+{
+	struct shard	*s;
+	struct entry	*e, *ne = NULL;
+	struct flight	*f;
+	uint64_t	 h, epoch;
+	size_t		 len = key_len(key);
+
+	if (len == 0)
+		return;
+	h = siphash24(c->sipkey, key, len);
+	s = shard_of(c, h);
+
+	if ((result == RG_FOUND || result == RG_NOTFOUND) &&
+	    atomic_load_explicit(&c->size, memory_order_relaxed) > 0) {
+		/* allocate before locking: keep the critical section short */
+		ne = malloc(sizeof(*ne) + len + 1);
+		if (ne != NULL && copy_name(ne->backend, backend) == -1) {
+			rg_warnx("cache: backend name too long, not cached");
+			free(ne);
+			ne = NULL;
+		}
+	}
+	pthread_mutex_lock(&s->mu);
+	epoch = atomic_load(&c->epoch);
+	f = flight_find(s, h, key, len);
+	if (f != NULL) {
+		epoch = f->epoch;
+		flight_end(s, f, result, backend, generation);
+	}
+	if (ne != NULL && s->cap > 0) {
+		e = entry_find(s, h, key, len);
+		if (e != NULL)
+			entry_remove(s, e);
+		ne->hash = h;
+		ne->generation = generation;
+		ne->stored_at = now_ms;
+		ne->epoch = epoch;
+		ne->touched = ++s->tick;
+		ne->result = result;
+		memcpy(ne->key, key, len + 1);
+		ne->hnext = s->table[bucket_of(s, h)];
+		s->table[bucket_of(s, h)] = ne;
+		lru_push_head(s, ne);
+		s->count++;
+		ne = NULL;
+		evict_to_cap(s);
+		if (s->count > s->nbuckets)
+			table_grow(s);
+	}
+	pthread_mutex_unlock(&s->mu);
+	free(ne);
+}
+
+/*
+ * Kill every negative entry by bumping the epoch; they are removed
+ * lazily when next looked at or evicted. Never blocks.
+ */
+void
+rg_cache_drop_negatives(struct rg_cache *c)
+{
+	atomic_fetch_add(&c->epoch, 1);
+}
+
+/* Fill st with the counters, summed over shards (each under its lock). */
+void
+rg_cache_stats(struct rg_cache *c, struct rg_cache_stats *st)
+{
+	unsigned	i;
+
+	memset(st, 0, sizeof(*st));
+	for (i = 0; i < c->nshards; i++) {
+		struct shard	*s = &c->shards[i].s;
+
+		pthread_mutex_lock(&s->mu);
+		st->hits += s->hits;
+		st->misses += s->misses;
+		st->waits += s->waits;
+		st->evictions += s->evictions;
+		st->entries += s->count;
+		pthread_mutex_unlock(&s->mu);
+	}
+	st->misses += atomic_load(&c->misses_nocache);
+	st->stale_used = atomic_load(&c->stale_used);
+}
+
+/* Count one outage-mode use of a stale entry. Never blocks. */
+void
+rg_cache_note_stale_used(struct rg_cache *c)
+{
+	atomic_fetch_add_explicit(&c->stale_used, 1, memory_order_relaxed);
+}
