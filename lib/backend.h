@@ -106,10 +106,15 @@ enum rg_result rg_backend_lookup(struct rg_backend *, const struct rg_query *,
 	    struct rg_error *);
 uint64_t rg_backend_generation(struct rg_backend *);
 uint64_t rg_backend_worst_case_ms(struct rg_backend *);
+int	rg_backend_check(struct rg_backend *, struct rg_error *err,
+	    struct rg_error *warn);		/* -n: 0 if usable */
+void	rg_backend_stats(struct rg_backend *, char *buf, size_t len);
 
 /* The drivers built in, NULL-terminated. */
 extern const struct rg_backend_ops *const rg_backend_drivers[];
 
 extern const struct rg_backend_ops rg_backend_sqlite_ops;
+extern const struct rg_backend_ops rg_backend_ldap_ops;
+extern const struct rg_backend_ops rg_backend_callahead_ops;
 
 #endif

@@ -1,0 +1,664 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The SQLite backend: is the key a row of a local SQLite table?
+ *
+ * Read-only, prepared statements with bound parameters only (:address,
+ * :local, :domain), never SQL built from a recipient. A missing,
+ * unreadable, locked or replaced-under-us file gives RG_TEMPFAIL, never
+ * RG_NOTFOUND: the caller must not reject on a failure. It does not cache.
+ *
+ * Locking: no lock on the hot path. Each thread keeps its own connection
+ * per backend instance (SQLITE_OPEN_NOMUTEX, so SQLite takes no mutex
+ * either), found through one process-wide pthread key whose value is the
+ * head of the thread's list of connections. conns_lock is taken only when
+ * a thread creates a connection, when a thread exits and when an instance
+ * is closed. One process-wide key rather than one per instance because a
+ * pthread_key_delete() does not wait for a destructor already running on
+ * an exiting thread: with it, close() could free a connection that an
+ * exiting thread is about to touch. Here close() only marks another
+ * thread's connection dead (after closing its SQLite handle); the memory
+ * always belongs to, and is freed by, the thread that made it.
+ *
+ * A replaced table (rcptgate-table replace renames a new file over the
+ * old) is noticed by a stat() before each lookup: when (st_dev, st_ino)
+ * differ from those of the file the connection opened, the thread
+ * reopens. So a lookup sees the old table or the new, never half.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "backend.h"
+#include "log.h"
+#include "rg_time.h"
+
+#define SQ_DEFAULT_PATH		"/var/lib/rcptgate/recipients.db"
+#define SQ_DEFAULT_QUERY \
+	"SELECT 1 FROM recipients WHERE address = :address LIMIT 1"
+/* Busy timeout for open-time checks and lookups without a deadline. */
+#define SQ_DEFAULT_BUSY_MS	2000
+/* VM steps between two deadline checks of the progress handler. */
+#define SQ_PROGRESS_STEPS	200
+
+struct sq;
+
+/* One thread's connection to one instance's file. */
+struct sq_conn {
+	struct sq	*owner;		/* valid while !dead */
+	sqlite3		*db;		/* NULL: not open (yet, or failed) */
+	sqlite3_stmt	*stmt;
+	int		 i_address;	/* bind indices, 0 if unused */
+	int		 i_local;
+	int		 i_domain;
+	dev_t		 dev;		/* the file db was opened on */
+	ino_t		 ino;
+	uint64_t	 deadline_ms;	/* of the running lookup; 0 = none */
+	atomic_int	 dead;		/* owner and db closed; thread frees */
+	struct sq_conn	*tnext;		/* the owning thread's list */
+	struct sq_conn	*iprev;		/* owner->conns, under conns_lock */
+	struct sq_conn	*inext;
+};
+
+struct sq {
+	char		*path;
+	char		*walpath;	/* path + "-wal", for generation() */
+	char		*query;
+	bool		 custom;	/* query came from the config */
+	struct sq_conn	*conns;		/* every thread's, under conns_lock */
+	atomic_uint_fast64_t lookups;
+	atomic_uint_fast64_t found;
+	atomic_uint_fast64_t notfound;
+	atomic_uint_fast64_t errors;
+	atomic_uint_fast64_t opens;
+};
+
+/*
+ * Guards every instance's conns list, the iprev/inext links and the
+ * transition of a connection to dead. Never taken by a lookup that
+ * already has its connection.
+ */
+static pthread_mutex_t	conns_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static pthread_key_t	conns_key;
+static pthread_once_t	conns_key_once = PTHREAD_ONCE_INIT;
+static int		conns_key_error;
+
+static const char *const sq_keys[] = { "path", "query", NULL };
+
+static void
+conn_close_db(struct sq_conn *c)
+{
+	if (c->stmt != NULL)
+		sqlite3_finalize(c->stmt);
+	if (c->db != NULL)
+		sqlite3_close_v2(c->db);
+	c->stmt = NULL;
+	c->db = NULL;
+}
+
+/* Thread exit: close and free this thread's connections. */
+static void
+conns_destroy(void *v)
+{
+	struct sq_conn	*c, *next;
+
+	pthread_mutex_lock(&conns_lock);
+	for (c = v; c != NULL; c = c->tnext) {
+		if (atomic_load(&c->dead))
+			continue;
+		if (c->iprev != NULL)
+			c->iprev->inext = c->inext;
+		else
+			c->owner->conns = c->inext;
+		if (c->inext != NULL)
+			c->inext->iprev = c->iprev;
+		atomic_store(&c->dead, 1);
+	}
+	pthread_mutex_unlock(&conns_lock);
+	/* Now nobody else can reach them. */
+	for (c = v; c != NULL; c = next) {
+		next = c->tnext;
+		conn_close_db(c);
+		free(c);
+	}
+}
+
+static void
+conns_key_init(void)
+{
+	conns_key_error = pthread_key_create(&conns_key, conns_destroy);
+}
+
+/* Free this thread's dead connections; returns the list head. */
+static struct sq_conn *
+conns_prune(void)
+{
+	struct sq_conn	*head, **pp, *c;
+	bool		 changed = false;
+
+	head = pthread_getspecific(conns_key);
+	for (pp = &head; (c = *pp) != NULL;) {
+		if (atomic_load(&c->dead)) {
+			*pp = c->tnext;
+			free(c);	/* close() already closed its db */
+			changed = true;
+		} else
+			pp = &c->tnext;
+	}
+	if (changed)
+		pthread_setspecific(conns_key, head);
+	return head;
+}
+
+/* This thread's connection to sq, made (not opened) if new; NULL: ENOMEM. */
+static struct sq_conn *
+conn_get(struct sq *sq, struct rg_error *err)
+{
+	struct sq_conn	*head, *c;
+
+	if (pthread_once(&conns_key_once, conns_key_init) != 0 ||
+	    conns_key_error != 0) {
+		rg_error_set(err, "sqlite %s: pthread_key_create failed",
+		    sq->path);
+		return NULL;
+	}
+	head = conns_prune();
+	for (c = head; c != NULL; c = c->tnext)
+		if (c->owner == sq)
+			return c;
+	if ((c = calloc(1, sizeof(*c))) == NULL) {
+		rg_error_set(err, "sqlite %s: out of memory", sq->path);
+		return NULL;
+	}
+	c->owner = sq;
+	c->tnext = head;
+	if (pthread_setspecific(conns_key, c) != 0) {
+		free(c);
+		rg_error_set(err, "sqlite %s: pthread_setspecific failed",
+		    sq->path);
+		return NULL;
+	}
+	pthread_mutex_lock(&conns_lock);
+	c->inext = sq->conns;
+	if (sq->conns != NULL)
+		sq->conns->iprev = c;
+	sq->conns = c;
+	pthread_mutex_unlock(&conns_lock);
+	return c;
+}
+
+/* Progress handler: interrupt a statement that runs past the deadline. */
+static int
+conn_progress(void *arg)
+{
+	struct sq_conn	*c = arg;
+
+	return c->deadline_ms != 0 && rg_now_ms() >= c->deadline_ms;
+}
+
+static bool
+is_param(const char *name)
+{
+	return name != NULL && (strcmp(name, ":address") == 0 ||
+	    strcmp(name, ":local") == 0 || strcmp(name, ":domain") == 0);
+}
+
+/*
+ * Is stmt a usable lookup: a read-only statement returning columns,
+ * with only our named parameters? 0, or -1 with why (static text or
+ * the parameter's name) in *why / *bad.
+ */
+static int
+stmt_validate(sqlite3_stmt *stmt, const char **why, const char **bad)
+{
+	int	i, n;
+
+	*bad = NULL;
+	if (!sqlite3_stmt_readonly(stmt) || sqlite3_column_count(stmt) < 1) {
+		*why = "must be a SELECT that returns a row when the "
+		    "recipient exists";
+		return -1;
+	}
+	n = sqlite3_bind_parameter_count(stmt);
+	for (i = 1; i <= n; i++) {
+		if (!is_param(sqlite3_bind_parameter_name(stmt, i))) {
+			*bad = sqlite3_bind_parameter_name(stmt, i);
+			*why = "parameters must be among :address, :local, "
+			    ":domain";
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/*
+ * Open c on the file whose stat (taken before the open, so a replace in
+ * between only causes one extra reopen) is *st. RG_FOUND on success,
+ * RG_CONFIG if the query is wrong for this file, RG_TEMPFAIL otherwise.
+ */
+static enum rg_result
+conn_open(struct sq_conn *c, const struct stat *st, uint64_t busy_ms,
+    struct rg_error *err)
+{
+	struct sq	*sq = c->owner;
+	const char	*why, *bad;
+	int		 rc;
+
+	conn_close_db(c);
+	atomic_fetch_add(&sq->opens, 1);
+	rc = sqlite3_open_v2(sq->path, &c->db,
+	    SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL);
+	if (rc != SQLITE_OK) {
+		rg_error_set(err, "sqlite %s: open: %s", sq->path,
+		    c->db != NULL ? sqlite3_errmsg(c->db) :
+		    sqlite3_errstr(rc));
+		conn_close_db(c);
+		return RG_TEMPFAIL;
+	}
+	sqlite3_extended_result_codes(c->db, 1);
+	sqlite3_busy_timeout(c->db, (int)(busy_ms > INT32_MAX ? INT32_MAX :
+	    busy_ms));
+	sqlite3_progress_handler(c->db, SQ_PROGRESS_STEPS, conn_progress, c);
+	rc = sqlite3_prepare_v3(c->db, sq->query, -1,
+	    SQLITE_PREPARE_PERSISTENT, &c->stmt, NULL);
+	if (rc != SQLITE_OK) {
+		rg_error_set(err, "sqlite %s: %s: %s", sq->path,
+		    sq->custom ? "query" : "default query",
+		    sqlite3_errmsg(c->db));
+		conn_close_db(c);
+		return RG_TEMPFAIL;
+	}
+	if (stmt_validate(c->stmt, &why, &bad) == -1) {
+		rg_error_set(err, "sqlite %s: query %s%s%s", sq->path, why,
+		    bad ? ", not " : "", bad ? bad : "");
+		conn_close_db(c);
+		return RG_CONFIG;
+	}
+	c->i_address = sqlite3_bind_parameter_index(c->stmt, ":address");
+	c->i_local = sqlite3_bind_parameter_index(c->stmt, ":local");
+	c->i_domain = sqlite3_bind_parameter_index(c->stmt, ":domain");
+	c->dev = st->st_dev;
+	c->ino = st->st_ino;
+	return RG_FOUND;
+}
+
+static int
+bind(sqlite3_stmt *stmt, int idx, const char *v)
+{
+	if (idx == 0)
+		return SQLITE_OK;
+	return sqlite3_bind_text(stmt, idx, v != NULL ? v : "", -1,
+	    SQLITE_STATIC);
+}
+
+/* The detail for `rcptgate -t -v`; a cut trace is harmless. */
+static void
+trace(const struct rg_query *q, const char *path, const char *what)
+{
+	if (q->trace != NULL && q->tracelen > 0)
+		snprintf(q->trace, q->tracelen, "sqlite %s: %s", path, what);
+}
+
+static enum rg_result
+sq_lookup(struct rg_backend *b, const struct rg_query *q,
+    struct rg_error *err)
+{
+	struct sq	*sq = b->priv;
+	struct sq_conn	*c;
+	struct stat	 st;
+	enum rg_result	 r;
+	uint64_t	 left;
+	int		 rc, saved;
+
+	atomic_fetch_add(&sq->lookups, 1);
+	if ((c = conn_get(sq, err)) == NULL)
+		goto fail;
+	left = q->deadline_ms != 0 ? rg_ms_left(q->deadline_ms) :
+	    SQ_DEFAULT_BUSY_MS;
+	if (left == 0) {
+		rg_error_set(err, "sqlite %s: deadline passed", sq->path);
+		goto fail;
+	}
+	if (stat(sq->path, &st) == -1) {
+		saved = errno;
+		rg_error_set(err, "sqlite %s: %s", sq->path, strerror(saved));
+		/* Release the old file's inode; nothing to read anyway. */
+		conn_close_db(c);
+		goto fail;
+	}
+	if (c->db != NULL && (st.st_dev != c->dev || st.st_ino != c->ino))
+		conn_close_db(c);	/* replaced: read the new file */
+	if (c->db == NULL) {
+		r = conn_open(c, &st, left, err);
+		if (r != RG_FOUND) {
+			atomic_fetch_add(&sq->errors, 1);
+			trace(q, sq->path, "error");
+			return r;
+		}
+	}
+
+	c->deadline_ms = q->deadline_ms;
+	sqlite3_busy_timeout(c->db, (int)(left > INT32_MAX ? INT32_MAX :
+	    left));
+	if (bind(c->stmt, c->i_address, q->key) != SQLITE_OK ||
+	    bind(c->stmt, c->i_local, q->local) != SQLITE_OK ||
+	    bind(c->stmt, c->i_domain, q->domain) != SQLITE_OK) {
+		rg_error_set(err, "sqlite %s: bind: %s", sq->path,
+		    sqlite3_errmsg(c->db));
+		sqlite3_clear_bindings(c->stmt);
+		goto fail;
+	}
+	rc = sqlite3_step(c->stmt);
+	if (rc == SQLITE_ROW)
+		r = RG_FOUND;
+	else if (rc == SQLITE_DONE)
+		r = RG_NOTFOUND;
+	else {
+		r = RG_TEMPFAIL;
+		if ((rc & 0xff) == SQLITE_INTERRUPT)
+			rg_error_set(err, "sqlite %s: deadline reached",
+			    sq->path);
+		else
+			rg_error_set(err, "sqlite %s: %s", sq->path,
+			    sqlite3_errmsg(c->db));
+	}
+	sqlite3_reset(c->stmt);
+	sqlite3_clear_bindings(c->stmt);
+	c->deadline_ms = 0;
+	if (r == RG_TEMPFAIL) {
+		/* Corrupt, I/O error, ...: start afresh next time. */
+		if ((rc & 0xff) != SQLITE_BUSY && (rc & 0xff) != SQLITE_LOCKED
+		    && (rc & 0xff) != SQLITE_INTERRUPT)
+			conn_close_db(c);
+		goto fail;
+	}
+	atomic_fetch_add(r == RG_FOUND ? &sq->found : &sq->notfound, 1);
+	trace(q, sq->path, r == RG_FOUND ? "row" : "no row");
+	return r;
+
+fail:
+	atomic_fetch_add(&sq->errors, 1);
+	trace(q, sq->path, "error");
+	return RG_TEMPFAIL;
+}
+
+static void
+sq_free(struct sq *sq)
+{
+	if (sq == NULL)
+		return;
+	free(sq->path);
+	free(sq->walpath);
+	free(sq->query);
+	free(sq);
+}
+
+/*
+ * Open the file once, read-only, and prepare the query, so that a wrong
+ * query is a configuration error now and not a tempfail on every lookup.
+ * A missing or unusable file is not a configuration error (it may
+ * appear later; lookups tempfail meanwhile and check() reports it).
+ */
+static int
+sq_validate(const struct rg_section *sec, struct sq *sq,
+    struct rg_error *err)
+{
+	sqlite3		*db = NULL;
+	sqlite3_stmt	*stmt = NULL;
+	struct stat	 st;
+	const char	*why, *bad;
+	int		 rc, ret = 0;
+
+	if (stat(sq->path, &st) == -1 || !S_ISREG(st.st_mode))
+		return 0;
+	rc = sqlite3_open_v2(sq->path, &db, SQLITE_OPEN_READONLY, NULL);
+	if (rc != SQLITE_OK)
+		goto out;
+	sqlite3_busy_timeout(db, SQ_DEFAULT_BUSY_MS);
+	rc = sqlite3_prepare_v2(db, sq->query, -1, &stmt, NULL);
+	if (rc == SQLITE_ERROR) {
+		if (sq->custom)
+			rg_section_error(sec, "query", err, "%s",
+			    sqlite3_errmsg(db));
+		else
+			rg_section_error(sec, "path", err,
+			    "'%s': %s (make the table with rcptgate-table)",
+			    sq->path, sqlite3_errmsg(db));
+		ret = -1;
+		goto out;
+	}
+	if (rc != SQLITE_OK)
+		goto out;	/* not a database, locked, ...: runtime */
+	if (stmt_validate(stmt, &why, &bad) == -1) {
+		rg_section_error(sec, "query", err, "%s%s%s", why,
+		    bad ? ", not " : "", bad ? bad : "");
+		ret = -1;
+	}
+out:
+	sqlite3_finalize(stmt);
+	sqlite3_close_v2(db);
+	return ret;
+}
+
+static int
+sq_open(struct rg_backend *b, const struct rg_section *sec,
+    struct rg_error *err)
+{
+	struct sq	*sq;
+	const char	*path, *query;
+
+	if (rg_section_check_keys(sec, sq_keys, err) == -1 ||
+	    rg_section_string(sec, "path", SQ_DEFAULT_PATH, &path, err) == -1
+	    || rg_section_string(sec, "query", NULL, &query, err) == -1)
+		return -1;
+	if (*path == '\0') {
+		rg_section_error(sec, "path", err, "empty");
+		return -1;
+	}
+	if (query != NULL && *query == '\0') {
+		rg_section_error(sec, "query", err,
+		    "empty (leave the key out for the default)");
+		return -1;
+	}
+	if ((sq = calloc(1, sizeof(*sq))) == NULL)
+		goto nomem;
+	if ((sq->path = strdup(path)) == NULL ||
+	    (sq->query = strdup(query != NULL ? query : SQ_DEFAULT_QUERY))
+	    == NULL || asprintf(&sq->walpath, "%s-wal", path) == -1) {
+		sq->walpath = NULL;	/* asprintf leaves it undefined */
+		goto nomem;
+	}
+	sq->custom = query != NULL;
+	if (sq_validate(sec, sq, err) == -1) {
+		sq_free(sq);
+		return -1;
+	}
+	b->priv = sq;
+	return 0;
+
+nomem:
+	sq_free(sq);
+	rg_section_error(sec, "path", err, "out of memory");
+	return -1;
+}
+
+static void
+sq_close(struct rg_backend *b)
+{
+	struct sq	*sq = b->priv;
+	struct sq_conn	*c, *next;
+
+	if (sq == NULL)
+		return;
+	/*
+	 * Close every thread's handle under the lock, so an exiting thread
+	 * (conns_destroy) sees either its connection still linked or dead,
+	 * never half closed. close() is rare (reload, stop).
+	 */
+	pthread_mutex_lock(&conns_lock);
+	for (c = sq->conns; c != NULL; c = next) {
+		next = c->inext;
+		conn_close_db(c);
+		c->iprev = c->inext = NULL;
+		atomic_store(&c->dead, 1);
+	}
+	sq->conns = NULL;
+	pthread_mutex_unlock(&conns_lock);
+	/* This thread's own connections can go now; others' at their next
+	 * lookup or exit. */
+	if (pthread_once(&conns_key_once, conns_key_init) == 0 &&
+	    conns_key_error == 0)
+		(void)conns_prune();
+	sq_free(sq);
+	b->priv = NULL;
+}
+
+static uint64_t
+fnv(uint64_t h, const void *p, size_t n)
+{
+	const unsigned char	*s = p;
+
+	while (n-- > 0)
+		h = (h ^ *s++) * 0x100000001b3ULL;
+	return h;
+}
+
+/*
+ * Changes when the file is replaced (dev, ino), written (size, mtime, and
+ * SQLite's file change counter at offset 24, bumped by every commit in
+ * rollback mode: mtime alone has the kernel's coarse tick) or, for WAL
+ * databases, when the -wal file changes. A stat, an open and a pread.
+ */
+static uint64_t
+sq_generation(struct rg_backend *b)
+{
+	struct sq	*sq = b->priv;
+	struct stat	 st;
+	unsigned char	 counter[4] = { 0 };
+	uint64_t	 h = 0xcbf29ce484222325ULL, v[5];
+	int		 fd, e;
+
+	if (stat(sq->path, &st) == -1) {
+		e = errno;
+		h = fnv(h, &e, sizeof(e));
+	} else {
+		v[0] = (uint64_t)st.st_dev;
+		v[1] = (uint64_t)st.st_ino;
+		v[2] = (uint64_t)st.st_size;
+		v[3] = (uint64_t)st.st_mtim.tv_sec;
+		v[4] = (uint64_t)st.st_mtim.tv_nsec;
+		h = fnv(h, v, sizeof(v));
+		if ((fd = open(sq->path, O_RDONLY | O_CLOEXEC)) != -1) {
+			if (pread(fd, counter, sizeof(counter), 24) !=
+			    (ssize_t)sizeof(counter))
+				memset(counter, 0, sizeof(counter));
+			close(fd);
+		}
+		h = fnv(h, counter, sizeof(counter));
+	}
+	if (stat(sq->walpath, &st) == 0) {
+		v[0] = (uint64_t)st.st_size;
+		v[1] = (uint64_t)st.st_mtim.tv_sec;
+		v[2] = (uint64_t)st.st_mtim.tv_nsec;
+		h = fnv(h, v, 3 * sizeof(v[0]));
+	}
+	return h != 0 ? h : 1;
+}
+
+/*
+ * For `rcptgate -n`: the file exists, is a readable SQLite database and
+ * the query prepares. Warns when the default table is empty (every
+ * recipient of the checked domains would be rejected).
+ */
+static int
+sq_check(struct rg_backend *b, struct rg_error *err, struct rg_error *warn)
+{
+	struct sq	*sq = b->priv;
+	sqlite3		*db = NULL;
+	sqlite3_stmt	*stmt = NULL;
+	struct stat	 st;
+	const char	*why, *bad;
+	int		 rc, ret = -1, saved;
+
+	if (stat(sq->path, &st) == -1) {
+		saved = errno;
+		rg_error_set(err, "backend %s: %s: %s (lookups tempfail)",
+		    b->name, sq->path, strerror(saved));
+		return -1;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		rg_error_set(err, "backend %s: %s: not a regular file",
+		    b->name, sq->path);
+		return -1;
+	}
+	if (access(sq->path, R_OK) == -1) {
+		saved = errno;
+		rg_error_set(err, "backend %s: %s: %s", b->name, sq->path,
+		    strerror(saved));
+		return -1;
+	}
+	rc = sqlite3_open_v2(sq->path, &db, SQLITE_OPEN_READONLY, NULL);
+	if (rc == SQLITE_OK) {
+		sqlite3_busy_timeout(db, SQ_DEFAULT_BUSY_MS);
+		rc = sqlite3_prepare_v2(db, sq->query, -1, &stmt, NULL);
+	}
+	if (rc != SQLITE_OK) {
+		rg_error_set(err, "backend %s: %s: %s", b->name, sq->path,
+		    db != NULL ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+		goto out;
+	}
+	if (stmt_validate(stmt, &why, &bad) == -1) {
+		rg_error_set(err, "backend %s: query %s%s%s", b->name, why,
+		    bad ? ", not " : "", bad ? bad : "");
+		goto out;
+	}
+	ret = 0;
+	if (!sq->custom) {
+		sqlite3_finalize(stmt);
+		stmt = NULL;
+		if (sqlite3_prepare_v2(db,
+		    "SELECT 1 FROM recipients LIMIT 1", -1, &stmt, NULL) ==
+		    SQLITE_OK && sqlite3_step(stmt) == SQLITE_DONE)
+			rg_error_append(warn, "backend %s: %s: the table is "
+			    "empty: every recipient would be rejected",
+			    b->name, sq->path);
+	}
+out:
+	sqlite3_finalize(stmt);
+	sqlite3_close_v2(db);
+	return ret;
+}
+
+static void
+sq_stats(struct rg_backend *b, char *buf, size_t len)
+{
+	struct sq	*sq = b->priv;
+
+	snprintf(buf, len, "lookups=%" PRIu64 " found=%" PRIu64
+	    " notfound=%" PRIu64 " errors=%" PRIu64 " opens=%" PRIu64,
+	    (uint64_t)atomic_load(&sq->lookups),
+	    (uint64_t)atomic_load(&sq->found),
+	    (uint64_t)atomic_load(&sq->notfound),
+	    (uint64_t)atomic_load(&sq->errors),
+	    (uint64_t)atomic_load(&sq->opens));
+}
+
+const struct rg_backend_ops rg_backend_sqlite_ops = {
+	.type = "sqlite",
+	.open = sq_open,
+	.lookup = sq_lookup,
+	.close = sq_close,
+	.generation = sq_generation,
+	.check = sq_check,
+	.stats = sq_stats,
+};

@@ -1,0 +1,641 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The default recipient table: input line parsing and the replace / add /
+ * remove / list operations behind rcptgate-table.
+ *
+ * replace never writes the live file: it builds a new database beside it
+ * and rename()s it over, so the daemon (which reopens when the inode
+ * changes) sees the old table or the new, never half. add and remove
+ * change the live file in one transaction, which SQLite makes atomic for
+ * readers. Nothing here is used by the daemon's hot path. No global
+ * state, no locks in memory; writers are serialised across processes by
+ * an flock() on "DB.lock" so an add is never lost under a concurrent
+ * replace.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sysexits.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "log.h"
+#include "table.h"
+
+#define TABLE_SCHEMA \
+	"CREATE TABLE IF NOT EXISTS recipients " \
+	"(address TEXT PRIMARY KEY COLLATE NOCASE)"
+#define TABLE_BUSY_MS	10000	/* wait this long for another writer */
+#define TOKEN_MAX	1024	/* longer first fields are "too long" */
+
+static void
+errf(char *buf, size_t len, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+errf(char *buf, size_t len, const char *fmt, ...)
+{
+	va_list	ap;
+
+	if (buf == NULL || len == 0)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(buf, len, fmt, ap);
+	va_end(ap);
+}
+
+/* why = "'TOKEN': MSG", the token escaped and shortened. */
+static void
+bad_token(char *why, size_t whylen, const char *token, const char *msg)
+{
+	char	esc[96];
+
+	rg_log_escape(esc, sizeof(esc), token);
+	errf(why, whylen, "'%s': %s", esc, msg);
+}
+
+int
+rg_table_normalise(const char *arg, char key[RG_PATH_MAX + 1], char *why,
+    size_t whylen)
+{
+	struct rg_addr		a;
+	enum rg_addr_status	st;
+	char			buf[RG_PATH_MAX + 8];
+	int			n;
+
+	if (arg[0] == '@') {
+		/* A catch-all: check the domain as the domain of an address. */
+		if (arg[1] == '\0') {
+			bad_token(why, whylen, arg,
+			    "catch-all without a domain");
+			return -1;
+		}
+		if (strpbrk(arg + 1, "@,:<>\"") != NULL) {
+			bad_token(why, whylen, arg, "not a catch-all @domain");
+			return -1;
+		}
+		n = snprintf(buf, sizeof(buf), "x@%s", arg + 1);
+		if (n < 0 || (size_t)n >= sizeof(buf)) {
+			bad_token(why, whylen, arg, "domain too long");
+			return -1;
+		}
+		if ((st = rg_addr_parse(buf, &a)) != RG_ADDR_OK) {
+			bad_token(why, whylen, arg, rg_addr_status_str(st));
+			return -1;
+		}
+		key[0] = '@';
+		memcpy(key + 1, a.domain, strlen(a.domain) + 1);
+		return 0;
+	}
+	st = rg_addr_parse(arg, &a);
+	if (st == RG_ADDR_OK && strchr(arg, '@') == NULL)
+		st = RG_ADDR_SYNTAX;	/* a bare local part is no recipient */
+	if (st != RG_ADDR_OK) {
+		bad_token(why, whylen, arg, st == RG_ADDR_EMPTY ?
+		    "empty address" : st == RG_ADDR_TOOLONG ?
+		    "address too long" : "not an address");
+		return -1;
+	}
+	memcpy(key, a.address, strlen(a.address) + 1);
+	return 0;
+}
+
+static bool
+is_space(char c)
+{
+	return c == ' ' || c == '\t' || c == '\r' || c == '\n' ||
+	    c == '\v' || c == '\f';
+}
+
+/*
+ * The first field of line into tok (TOKEN_MAX bytes): a CSV quoted field
+ * ("" is a quote), an RFC 5321 quoted local part ("a b"@d, kept whole),
+ * or the text up to the first comma or white space. 0, or -1 with why.
+ */
+static int
+first_field(const char *p, char *tok, char *why, size_t whylen)
+{
+	const char	*q;
+	size_t		 n = 0;
+
+	if (*p == '"') {
+		/* "local part"@domain: an address, not a CSV quote. */
+		for (q = p + 1; *q != '\0' && *q != '"'; q++)
+			if (*q == '\\' && q[1] != '\0')
+				q++;
+		if (*q == '"' && q[1] == '@') {
+			for (q += 2; *q != '\0' && *q != ',' && !is_space(*q);
+			    q++)
+				;
+			n = (size_t)(q - p);
+			if (n >= TOKEN_MAX) {
+				errf(why, whylen, "first field too long");
+				return -1;
+			}
+			memcpy(tok, p, n);
+			tok[n] = '\0';
+			return 0;
+		}
+		/* A CSV quoted field. */
+		for (q = p + 1;; q++) {
+			if (*q == '\0') {
+				errf(why, whylen, "unterminated quote");
+				return -1;
+			}
+			if (*q == '"') {
+				if (q[1] != '"')
+					break;
+				q++;
+			}
+			if (n + 1 >= TOKEN_MAX) {
+				errf(why, whylen, "first field too long");
+				return -1;
+			}
+			tok[n++] = *q;
+		}
+		tok[n] = '\0';
+		q++;
+		while (*q == ' ' || *q == '\t')
+			q++;
+		if (*q != '\0' && *q != ',' && *q != '\r' && *q != '\n') {
+			errf(why, whylen, "text after the closing quote");
+			return -1;
+		}
+		return 0;
+	}
+	for (q = p; *q != '\0' && *q != ',' && !is_space(*q); q++)
+		;
+	n = (size_t)(q - p);
+	if (n >= TOKEN_MAX) {
+		errf(why, whylen, "first field too long");
+		return -1;
+	}
+	memcpy(tok, p, n);
+	tok[n] = '\0';
+	return 0;
+}
+
+enum rg_table_line
+rg_table_parse_line(const char *line, char key[RG_PATH_MAX + 1], char *why,
+    size_t whylen)
+{
+	char	tok[TOKEN_MAX];
+
+	errf(why, whylen, "%s", "");
+	while (is_space(*line))
+		line++;
+	if (*line == '\0' || *line == '#')
+		return RG_TABLE_SKIP;
+	if (first_field(line, tok, why, whylen) == -1)
+		return RG_TABLE_BAD;
+	while (tok[0] != '\0' && is_space(tok[strlen(tok) - 1]))
+		tok[strlen(tok) - 1] = '\0';
+	if (tok[0] == '\0') {
+		errf(why, whylen, "empty first field");
+		return RG_TABLE_BAD;
+	}
+	if (rg_table_normalise(tok, key, why, whylen) == -1)
+		return RG_TABLE_BAD;
+	return RG_TABLE_KEY;
+}
+
+void
+rg_table_keys_free(struct rg_table_keys *k)
+{
+	size_t	i;
+
+	if (k == NULL)
+		return;
+	for (i = 0; i < k->n; i++)
+		free(k->v[i]);
+	free(k->v);
+	k->v = NULL;
+	k->n = k->cap = 0;
+}
+
+static int
+keys_add(struct rg_table_keys *k, const char *key)
+{
+	char	**v;
+	size_t	  cap;
+
+	if (k->n == k->cap) {
+		cap = k->cap ? k->cap * 2 : 64;
+		if ((v = realloc(k->v, cap * sizeof(*v))) == NULL)
+			return -1;
+		k->v = v;
+		k->cap = cap;
+	}
+	if ((k->v[k->n] = strdup(key)) == NULL)
+		return -1;
+	k->n++;
+	return 0;
+}
+
+long
+rg_table_read(FILE *in, const char *name, struct rg_table_keys *keys,
+    rg_table_bad_fn *bad, void *arg)
+{
+	char		*line = NULL, *p, key[RG_PATH_MAX + 1], why[256];
+	size_t		 cap = 0;
+	ssize_t		 len;
+	long		 lineno = 0, nbad = 0;
+	int		 saved;
+
+	while ((len = getline(&line, &cap, in)) != -1) {
+		lineno++;
+		p = line;
+		if (lineno == 1 && strncmp(p, "\xef\xbb\xbf", 3) == 0)
+			p += 3;		/* a UTF-8 BOM from a spreadsheet */
+		if (strlen(line) != (size_t)len) {
+			bad(arg, name, lineno, "NUL byte in line");
+			nbad++;
+			continue;
+		}
+		switch (rg_table_parse_line(p, key, why, sizeof(why))) {
+		case RG_TABLE_SKIP:
+			break;
+		case RG_TABLE_BAD:
+			bad(arg, name, lineno, why);
+			nbad++;
+			break;
+		case RG_TABLE_KEY:
+			if (nbad == 0 && keys_add(keys, key) == -1) {
+				free(line);
+				errno = ENOMEM;
+				return -1;
+			}
+			break;
+		}
+	}
+	saved = errno;
+	free(line);
+	if (ferror(in)) {
+		errno = saved;
+		return -1;
+	}
+	return nbad;
+}
+
+/* sysexits code for an SQLite result. */
+static int
+sq_exit(int rc)
+{
+	switch (rc & 0xff) {
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+		return EX_TEMPFAIL;
+	case SQLITE_CANTOPEN:
+		return EX_CANTCREAT;
+	case SQLITE_PERM:
+	case SQLITE_READONLY:
+	case SQLITE_AUTH:
+		return EX_NOPERM;
+	case SQLITE_NOTADB:
+	case SQLITE_CORRUPT:
+		return EX_DATAERR;
+	case SQLITE_IOERR:
+	case SQLITE_FULL:
+		return EX_IOERR;
+	default:
+		return EX_SOFTWARE;
+	}
+}
+
+/* Take the writers' lock; returns the fd (close to release) or -1. */
+static int
+table_lock(const char *db, char *errbuf, size_t errlen, int *ex)
+{
+	char	*path;
+	int	 fd, saved;
+
+	if (asprintf(&path, "%s.lock", db) == -1) {
+		errf(errbuf, errlen, "out of memory");
+		*ex = EX_OSERR;
+		return -1;
+	}
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd == -1) {
+		saved = errno;
+		errf(errbuf, errlen, "%s: %s", path, strerror(saved));
+		*ex = saved == ENOENT ? EX_CANTCREAT : saved == EACCES ?
+		    EX_NOPERM : EX_CANTCREAT;
+		free(path);
+		return -1;
+	}
+	while (flock(fd, LOCK_EX) == -1) {
+		if (errno == EINTR)
+			continue;
+		saved = errno;
+		errf(errbuf, errlen, "%s: flock: %s", path, strerror(saved));
+		*ex = EX_IOERR;
+		close(fd);
+		free(path);
+		return -1;
+	}
+	free(path);
+	return fd;
+}
+
+/* Insert (or delete) every key with stmt; *changes gets rows changed. */
+static int
+run_keys(sqlite3 *db, const char *sql, const struct rg_table_keys *keys,
+    size_t *changes)
+{
+	sqlite3_stmt	*stmt;
+	size_t		 i;
+	int		 rc;
+
+	*changes = 0;
+	rc = sqlite3_prepare_v2(db, sql, -1, &stmt, NULL);
+	if (rc != SQLITE_OK)
+		return rc;
+	for (i = 0; i < keys->n; i++) {
+		rc = sqlite3_bind_text(stmt, 1, keys->v[i], -1, SQLITE_STATIC);
+		if (rc == SQLITE_OK && (rc = sqlite3_step(stmt)) == SQLITE_DONE)
+			rc = SQLITE_OK;
+		sqlite3_reset(stmt);
+		if (rc != SQLITE_OK)
+			break;
+		*changes += (size_t)sqlite3_changes(db);
+	}
+	sqlite3_finalize(stmt);
+	return rc;
+}
+
+/* Run keys through sql in one transaction on an open database. */
+static int
+txn_keys(sqlite3 *db, const char *begin, const char *sql,
+    const struct rg_table_keys *keys, size_t *changes)
+{
+	int	rc;
+
+	if ((rc = sqlite3_exec(db, TABLE_SCHEMA, NULL, NULL, NULL)) !=
+	    SQLITE_OK ||
+	    (rc = sqlite3_exec(db, begin, NULL, NULL, NULL)) != SQLITE_OK)
+		return rc;
+	if ((rc = run_keys(db, sql, keys, changes)) != SQLITE_OK ||
+	    (rc = sqlite3_exec(db, "COMMIT", NULL, NULL, NULL)) !=
+	    SQLITE_OK) {
+		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+		return rc;
+	}
+	return SQLITE_OK;
+}
+
+/* fsync the directory holding path, so a rename survives a crash. */
+static int
+fsync_dir(const char *dir)
+{
+	int	fd, rc, saved;
+
+	if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1)
+		return -1;
+	rc = fsync(fd);
+	saved = errno;
+	close(fd);
+	errno = saved;
+	return rc;
+}
+
+int
+rg_table_replace(const char *db, const struct rg_table_keys *keys,
+    char *errbuf, size_t errlen)
+{
+	struct stat	 st;
+	sqlite3		*sq = NULL;
+	char		*dcopy = NULL, *bcopy = NULL, *tmp = NULL;
+	const char	*dir, *base;
+	size_t		 changes;
+	mode_t		 mask;
+	int		 lockfd, fd = -1, rc, ex = 0, saved;
+
+	if ((lockfd = table_lock(db, errbuf, errlen, &ex)) == -1)
+		return ex;
+	if ((dcopy = strdup(db)) == NULL || (bcopy = strdup(db)) == NULL) {
+		errf(errbuf, errlen, "out of memory");
+		ex = EX_OSERR;
+		goto out;
+	}
+	dir = dirname(dcopy);
+	base = basename(bcopy);
+	if (asprintf(&tmp, "%s/.%s.XXXXXX", dir, base) == -1) {
+		tmp = NULL;
+		errf(errbuf, errlen, "out of memory");
+		ex = EX_OSERR;
+		goto out;
+	}
+	if ((fd = mkostemp(tmp, O_CLOEXEC)) == -1) {
+		saved = errno;
+		errf(errbuf, errlen, "%s: %s", tmp, strerror(saved));
+		free(tmp);
+		tmp = NULL;	/* nothing to unlink */
+		ex = saved == EACCES ? EX_NOPERM : EX_CANTCREAT;
+		goto out;
+	}
+	/* The daemon runs as another user: keep the old file's access. */
+	if (stat(db, &st) == 0) {
+		if (fchmod(fd, st.st_mode & 07777) == -1 ||
+		    (fchown(fd, st.st_uid, st.st_gid) == -1 &&
+		    (errno != EPERM || geteuid() == 0))) {
+			saved = errno;
+			errf(errbuf, errlen, "%s: keeping mode and owner of "
+			    "%s: %s", tmp, db, strerror(saved));
+			ex = EX_NOPERM;
+			goto out;
+		}
+	} else {
+		mask = umask(022);
+		umask(mask);
+		if (fchmod(fd, 0644 & ~mask) == -1) {
+			saved = errno;
+			errf(errbuf, errlen, "%s: chmod: %s", tmp,
+			    strerror(saved));
+			ex = EX_CANTCREAT;
+			goto out;
+		}
+	}
+
+	rc = sqlite3_open_v2(tmp, &sq, SQLITE_OPEN_READWRITE, NULL);
+	/* Durability comes from our fsync before the rename. */
+	if (rc == SQLITE_OK)
+		rc = sqlite3_exec(sq, "PRAGMA journal_mode = OFF; "
+		    "PRAGMA synchronous = OFF", NULL, NULL, NULL);
+	if (rc == SQLITE_OK)
+		rc = txn_keys(sq, "BEGIN", "INSERT OR IGNORE INTO recipients "
+		    "(address) VALUES (?1)", keys, &changes);
+	if (rc != SQLITE_OK) {
+		errf(errbuf, errlen, "%s: %s", tmp, sq != NULL ?
+		    sqlite3_errmsg(sq) : sqlite3_errstr(rc));
+		ex = sq_exit(rc);
+		goto out;
+	}
+	rc = sqlite3_close(sq);
+	sq = NULL;
+	if (rc != SQLITE_OK) {
+		errf(errbuf, errlen, "%s: close: %s", tmp, sqlite3_errstr(rc));
+		ex = sq_exit(rc);
+		goto out;
+	}
+	if (fsync(fd) == -1) {
+		saved = errno;
+		errf(errbuf, errlen, "%s: fsync: %s", tmp, strerror(saved));
+		ex = EX_IOERR;
+		goto out;
+	}
+	if (rename(tmp, db) == -1) {
+		saved = errno;
+		errf(errbuf, errlen, "rename %s to %s: %s", tmp, db,
+		    strerror(saved));
+		ex = EX_CANTCREAT;
+		goto out;
+	}
+	free(tmp);
+	tmp = NULL;		/* renamed: nothing to unlink */
+	if (fsync_dir(dir) == -1) {
+		saved = errno;
+		errf(errbuf, errlen, "%s: fsync: %s", dir, strerror(saved));
+		ex = EX_IOERR;
+	}
+out:
+	if (sq != NULL)
+		sqlite3_close(sq);
+	if (fd != -1)
+		close(fd);
+	if (tmp != NULL) {
+		unlink(tmp);
+		free(tmp);
+	}
+	free(dcopy);
+	free(bcopy);
+	close(lockfd);
+	return ex;
+}
+
+/* Open db read-write under the writers' lock for add / remove. */
+static int
+open_rw(const char *db, bool create, sqlite3 **sq, int *lockfd,
+    char *errbuf, size_t errlen)
+{
+	struct stat	st;
+	int		rc, ex = 0, saved;
+
+	*sq = NULL;
+	if (!create && stat(db, &st) == -1) {
+		saved = errno;
+		errf(errbuf, errlen, "%s: %s", db, strerror(saved));
+		*lockfd = -1;
+		return saved == ENOENT ? EX_NOINPUT : EX_IOERR;
+	}
+	if ((*lockfd = table_lock(db, errbuf, errlen, &ex)) == -1)
+		return ex;
+	rc = sqlite3_open_v2(db, sq, SQLITE_OPEN_READWRITE |
+	    (create ? SQLITE_OPEN_CREATE : 0), NULL);
+	if (rc != SQLITE_OK) {
+		errf(errbuf, errlen, "%s: %s", db, *sq != NULL ?
+		    sqlite3_errmsg(*sq) : sqlite3_errstr(rc));
+		sqlite3_close(*sq);
+		*sq = NULL;
+		close(*lockfd);
+		*lockfd = -1;
+		return sq_exit(rc);
+	}
+	sqlite3_busy_timeout(*sq, TABLE_BUSY_MS);
+	return 0;
+}
+
+static int
+modify(const char *db, bool create, const char *sql,
+    const struct rg_table_keys *keys, size_t *changes, char *errbuf,
+    size_t errlen)
+{
+	sqlite3	*sq;
+	int	 lockfd, rc, ex;
+
+	*changes = 0;
+	if ((ex = open_rw(db, create, &sq, &lockfd, errbuf, errlen)) != 0)
+		return ex;
+	rc = txn_keys(sq, "BEGIN IMMEDIATE", sql, keys, changes);
+	if (rc != SQLITE_OK) {
+		errf(errbuf, errlen, "%s: %s", db, sqlite3_errmsg(sq));
+		ex = sq_exit(rc);
+	}
+	rc = sqlite3_close(sq);
+	if (rc != SQLITE_OK && ex == 0) {
+		errf(errbuf, errlen, "%s: close: %s", db, sqlite3_errstr(rc));
+		ex = sq_exit(rc);
+	}
+	close(lockfd);
+	return ex;
+}
+
+int
+rg_table_add(const char *db, const struct rg_table_keys *keys, char *errbuf,
+    size_t errlen)
+{
+	size_t	changes;
+
+	return modify(db, true, "INSERT OR IGNORE INTO recipients (address) "
+	    "VALUES (?1)", keys, &changes, errbuf, errlen);
+}
+
+int
+rg_table_remove(const char *db, const struct rg_table_keys *keys,
+    size_t *removed, char *errbuf, size_t errlen)
+{
+	return modify(db, false, "DELETE FROM recipients WHERE address = ?1",
+	    keys, removed, errbuf, errlen);
+}
+
+int
+rg_table_list(const char *db, FILE *out, char *errbuf, size_t errlen)
+{
+	sqlite3		*sq = NULL;
+	sqlite3_stmt	*stmt = NULL;
+	struct stat	 st;
+	int		 rc, ex = 0, saved;
+
+	if (stat(db, &st) == -1) {
+		saved = errno;
+		errf(errbuf, errlen, "%s: %s", db, strerror(saved));
+		return saved == ENOENT ? EX_NOINPUT : EX_IOERR;
+	}
+	rc = sqlite3_open_v2(db, &sq, SQLITE_OPEN_READONLY, NULL);
+	if (rc == SQLITE_OK) {
+		sqlite3_busy_timeout(sq, TABLE_BUSY_MS);
+		rc = sqlite3_prepare_v2(sq, "SELECT address FROM recipients "
+		    "ORDER BY address COLLATE BINARY", -1, &stmt, NULL);
+	}
+	while (rc == SQLITE_OK && (rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+		if (fprintf(out, "%s\n", sqlite3_column_text(stmt, 0)) < 0) {
+			saved = errno;
+			errf(errbuf, errlen, "write: %s", strerror(saved));
+			ex = EX_IOERR;
+			goto out;
+		}
+		rc = SQLITE_OK;
+	}
+	if (rc != SQLITE_DONE) {
+		errf(errbuf, errlen, "%s: %s", db, sq != NULL ?
+		    sqlite3_errmsg(sq) : sqlite3_errstr(rc));
+		ex = sq_exit(rc);
+		goto out;
+	}
+	if (fflush(out) == EOF || ferror(out)) {
+		saved = errno;
+		errf(errbuf, errlen, "write: %s", strerror(saved));
+		ex = EX_IOERR;
+	}
+out:
+	sqlite3_finalize(stmt);
+	sqlite3_close(sq);
+	return ex;
+}

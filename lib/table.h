@@ -1,0 +1,91 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The default SQLite recipient table, as rcptgate-table keeps it:
+ *
+ *	CREATE TABLE recipients (address TEXT PRIMARY KEY COLLATE NOCASE);
+ *
+ * Line parsing (plain list, CSV, Postfix map) and the whole-table
+ * operations. Writers only: the daemon reads through backend_sqlite.c.
+ * No shared state, no locks of its own; concurrent writers are
+ * serialised by an flock() on "DB.lock" beside the database.
+ */
+#ifndef RG_TABLE_H
+#define RG_TABLE_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+#include "addr.h"
+
+#define RG_TABLE_DEFAULT_DB	"/var/lib/rcptgate/recipients.db"
+
+enum rg_table_line {
+	RG_TABLE_SKIP = 0,	/* blank or '#' comment */
+	RG_TABLE_KEY,		/* key: a normalised address or "@domain" */
+	RG_TABLE_BAD,		/* malformed; why says why */
+};
+
+/*
+ * Parse one input line (without or with its "\n" / "\r\n"): an address,
+ * a CSV line (first column, possibly double-quoted with "" for a quote)
+ * or a Postfix map line "key value" (first whitespace-separated token).
+ * The key must be an address rg_addr_parse accepts or a catch-all
+ * "@domain"; key (RG_PATH_MAX + 1 bytes) gets its normalised form. On
+ * RG_TABLE_BAD why (whylen bytes) says why, quoting the key with control
+ * characters escaped. Pure; never blocks.
+ */
+enum rg_table_line rg_table_parse_line(const char *line,
+	    char key[RG_PATH_MAX + 1], char *why, size_t whylen);
+
+/* Normalise one address or "@domain" given on a command line: 0, or -1
+ * with why set as above. */
+int	rg_table_normalise(const char *arg, char key[RG_PATH_MAX + 1],
+	    char *why, size_t whylen);
+
+/* A list of keys, owned. */
+struct rg_table_keys {
+	size_t	  n;
+	size_t	  cap;
+	char	**v;
+};
+
+void	rg_table_keys_free(struct rg_table_keys *);	/* NULL allowed */
+
+/* Called once per malformed line. */
+typedef void rg_table_bad_fn(void *arg, const char *name, long line,
+	    const char *why);
+
+/*
+ * Read every line of in (name is used in messages) into keys, calling
+ * bad for EVERY malformed line. Returns the number of malformed lines
+ * (0: keys is complete), or -1 on a read or memory error (errno set).
+ * The caller frees keys with rg_table_keys_free, even on failure.
+ */
+long	rg_table_read(FILE *in, const char *name, struct rg_table_keys *keys,
+	    rg_table_bad_fn *bad, void *arg);
+
+/*
+ * The operations. Each returns 0 or a <sysexits.h> code with a message
+ * in errbuf (errlen bytes). All block on disk I/O and on another
+ * writer's lock.
+ *
+ * replace: write a new database with exactly keys to a temporary file in
+ * the same directory (mode and owner of the old file, or 0644 less the
+ * umask), fsync it, rename() it over db and fsync the directory: a
+ * reader sees the old table or the new, never half.
+ */
+int	rg_table_replace(const char *db, const struct rg_table_keys *keys,
+	    char *errbuf, size_t errlen);
+
+/* add: insert keys in one transaction; creates db and table if missing. */
+int	rg_table_add(const char *db, const struct rg_table_keys *keys,
+	    char *errbuf, size_t errlen);
+
+/* remove: delete keys in one transaction; *removed gets the row count. */
+int	rg_table_remove(const char *db, const struct rg_table_keys *keys,
+	    size_t *removed, char *errbuf, size_t errlen);
+
+/* list: write every key to out, one a line, sorted. */
+int	rg_table_list(const char *db, FILE *out, char *errbuf, size_t errlen);
+
+#endif

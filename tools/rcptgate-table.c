@@ -1,0 +1,185 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * rcptgate-table: keep the default SQLite recipient table.
+ *
+ *	rcptgate-table [-d DB] replace FILE|-
+ *	rcptgate-table [-d DB] add ADDRESS...
+ *	rcptgate-table [-d DB] remove ADDRESS...
+ *	rcptgate-table [-d DB] list
+ *
+ * A thin command line over lib/table.c, which does the parsing and the
+ * atomic file operations. Single-threaded. Malformed input is reported
+ * line by line and changes nothing (exit EX_DATAERR).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sysexits.h>
+#include <unistd.h>
+
+#include "table.h"
+
+static const char *progname = "rcptgate-table";
+
+static void
+usage(void)
+{
+	fprintf(stderr,
+	    "usage: %s [-d DB] replace FILE|-\n"
+	    "       %s [-d DB] add ADDRESS...\n"
+	    "       %s [-d DB] remove ADDRESS...\n"
+	    "       %s [-d DB] list\n"
+	    "DB defaults to %s\n",
+	    progname, progname, progname, progname, RG_TABLE_DEFAULT_DB);
+	exit(EX_USAGE);
+}
+
+static void
+report_bad(void *arg, const char *name, long line, const char *why)
+{
+	fprintf(stderr, "%s:%ld: %s\n", name, line, why);
+}
+
+static int
+cmd_replace(const char *db, const char *file)
+{
+	struct rg_table_keys	 keys = { 0 };
+	FILE			*in;
+	const char		*name;
+	char			 errbuf[4096];
+	long			 nbad;
+	int			 ex, saved;
+
+	if (strcmp(file, "-") == 0) {
+		in = stdin;
+		name = "(stdin)";
+	} else {
+		if ((in = fopen(file, "re")) == NULL) {
+			saved = errno;
+			fprintf(stderr, "%s: %s: %s\n", progname, file,
+			    strerror(saved));
+			return saved == ENOENT ? EX_NOINPUT : EX_NOPERM;
+		}
+		name = file;
+	}
+	nbad = rg_table_read(in, name, &keys, report_bad, NULL);
+	saved = errno;
+	if (in != stdin)
+		fclose(in);
+	if (nbad == -1) {
+		fprintf(stderr, "%s: %s: %s\n", progname, name,
+		    strerror(saved));
+		rg_table_keys_free(&keys);
+		return EX_IOERR;
+	}
+	if (nbad > 0) {
+		fprintf(stderr, "%s: %ld malformed line%s in %s; %s not "
+		    "changed\n", progname, nbad, nbad == 1 ? "" : "s", name,
+		    db);
+		rg_table_keys_free(&keys);
+		return EX_DATAERR;
+	}
+	ex = rg_table_replace(db, &keys, errbuf, sizeof(errbuf));
+	if (ex != 0)
+		fprintf(stderr, "%s: %s\n", progname, errbuf);
+	rg_table_keys_free(&keys);
+	return ex;
+}
+
+/* Normalise the arguments; every bad one is reported, none is used. */
+static int
+args_keys(int argc, char **argv, struct rg_table_keys *keys)
+{
+	char	key[RG_PATH_MAX + 1], why[256];
+	int	i, nbad = 0;
+	char	**v;
+
+	if ((v = calloc((size_t)argc, sizeof(*v))) == NULL) {
+		fprintf(stderr, "%s: out of memory\n", progname);
+		return EX_OSERR;
+	}
+	keys->v = v;
+	keys->cap = (size_t)argc;
+	for (i = 0; i < argc; i++) {
+		if (rg_table_normalise(argv[i], key, why, sizeof(why)) == -1) {
+			fprintf(stderr, "%s: argument %d: %s\n", progname,
+			    i + 1, why);
+			nbad++;
+			continue;
+		}
+		if ((keys->v[keys->n] = strdup(key)) == NULL) {
+			fprintf(stderr, "%s: out of memory\n", progname);
+			return EX_OSERR;
+		}
+		keys->n++;
+	}
+	return nbad > 0 ? EX_DATAERR : 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	struct rg_table_keys	 keys = { 0 };
+	const char		*db = RG_TABLE_DEFAULT_DB, *cmd;
+	char			 errbuf[4096];
+	size_t			 removed = 0;
+	int			 ch, ex;
+
+	while ((ch = getopt(argc, argv, "d:h")) != -1) {
+		switch (ch) {
+		case 'd':
+			if (*optarg == '\0')
+				usage();
+			db = optarg;
+			break;
+		default:
+			usage();
+		}
+	}
+	argc -= optind;
+	argv += optind;
+	if (argc < 1)
+		usage();
+	cmd = argv[0];
+	argc--;
+	argv++;
+
+	if (strcmp(cmd, "replace") == 0) {
+		if (argc != 1)
+			usage();
+		return cmd_replace(db, argv[0]);
+	}
+	if (strcmp(cmd, "list") == 0) {
+		if (argc != 0)
+			usage();
+		ex = rg_table_list(db, stdout, errbuf, sizeof(errbuf));
+		if (ex != 0)
+			fprintf(stderr, "%s: %s\n", progname, errbuf);
+		return ex;
+	}
+	if (strcmp(cmd, "add") != 0 && strcmp(cmd, "remove") != 0)
+		usage();
+	if (argc < 1)
+		usage();
+	if ((ex = args_keys(argc, argv, &keys)) != 0) {
+		if (ex == EX_DATAERR)
+			fprintf(stderr, "%s: %s not changed\n", progname, db);
+		rg_table_keys_free(&keys);
+		return ex;
+	}
+	if (strcmp(cmd, "add") == 0)
+		ex = rg_table_add(db, &keys, errbuf, sizeof(errbuf));
+	else {
+		ex = rg_table_remove(db, &keys, &removed, errbuf,
+		    sizeof(errbuf));
+		if (ex == 0 && removed < keys.n)
+			fprintf(stderr, "%s: %zu of %zu address%s not in the "
+			    "table\n", progname, keys.n - removed, keys.n,
+			    keys.n == 1 ? "" : "es");
+	}
+	if (ex != 0)
+		fprintf(stderr, "%s: %s\n", progname, errbuf);
+	rg_table_keys_free(&keys);
+	return ex;
+}
