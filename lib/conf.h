@@ -137,6 +137,7 @@ struct rg_conf {
 	/* [milter] */
 	char		*socket;	/* "unix:/run/rcptgate/rcptgate.sock" */
 	char		*user;		/* "rcptgate"; "" = do not change user */
+	unsigned	 socket_mode;	/* unix socket permissions, default 0660 */
 	int		 log_level;	/* enum rg_log_level */
 
 	/* [policy] */
