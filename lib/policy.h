@@ -17,6 +17,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "addr.h"
 #include "backend.h"
 #include "cache.h"
 #include "conf.h"
@@ -82,8 +83,11 @@ int	rg_runtime_check(struct rg_runtime *, bool live, struct rg_error *err,
 
 /* ---- engine ---- */
 
+#define RG_ENGINE_NO_HARVEST	0x1	/* -t: no client, no state file */
+
 /* Takes its own reference to rt. NULL with err on failure. */
-struct rg_engine *rg_engine_new(struct rg_runtime *rt, struct rg_error *err);
+struct rg_engine *rg_engine_new(struct rg_runtime *rt, int flags,
+	    struct rg_error *err);
 void	rg_engine_free(struct rg_engine *);
 
 /* The current runtime, with a reference the caller drops. Brief mutex. */
@@ -102,6 +106,9 @@ void	rg_engine_swap(struct rg_engine *, struct rg_runtime *rt);
  */
 void	rg_decide(struct rg_engine *, struct rg_runtime *, struct rg_client *,
 	    const char *raw, bool want_trace, struct rg_verdict *v);
+
+/* After sleeping v->delay_ms (tarpit), release the slot it held. */
+void	rg_tarpit_done(struct rg_engine *);
 
 /*
  * The MTA rejected a recipient itself (SMFIP_RCPT_REJ): count it as an

@@ -1,0 +1,689 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The decision for one recipient: exemptions, harvest block, address
+ * syntax, domain policy, always_accept, then the cache and the backends
+ * in order, and the reply of SPEC.md for the outcome.
+ *
+ * Must not: know libmilter, sleep for a tarpit (the caller does), cache
+ * a failure, or turn a backend failure into a reject.
+ *
+ * Locking: the engine's mutex guards only its current-runtime pointer;
+ * a decision runs on a runtime reference the caller holds, so the
+ * per-recipient path takes no global lock (the cache and the harvest
+ * limiter lock their own shards).
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "addr.h"
+#include "log.h"
+#include "policy.h"
+#include "rg_time.h"
+
+struct rg_engine {
+	pthread_mutex_t		 lock;		/* guards current */
+	struct rg_runtime	*current;
+	struct rg_cache		*cache;
+	struct rg_harvest	*harvest;	/* NULL with RG_ENGINE_NO_HARVEST */
+
+	_Atomic uint64_t	 accepted, rejected, tempfailed, blocked,
+				 unchecked, syntax, backend_failures,
+				 stale_accepts;
+};
+
+/* ---- runtime ---- */
+
+struct rg_runtime *
+rg_runtime_new(struct rg_conf *conf, struct rg_error *err)
+{
+	struct rg_runtime	*rt;
+	struct rg_error		 one;
+	size_t			 i;
+	int			 failed = 0;
+
+	rt = calloc(1, sizeof(*rt));
+	if (rt == NULL) {
+		rg_error_set(err, "out of memory");
+		return NULL;
+	}
+	rt->backends = calloc(conf->nbackends ? conf->nbackends : 1,
+	    sizeof(*rt->backends));
+	if (rt->backends == NULL) {
+		free(rt);
+		rg_error_set(err, "out of memory");
+		return NULL;
+	}
+	rt->conf = rg_conf_ref(conf);
+	rt->nbackends = conf->nbackends;
+	rt->refs = 1;
+	rg_error_clear(err);
+	for (i = 0; i < conf->nbackends; i++) {
+		rg_error_clear(&one);
+		rt->backends[i] = rg_backend_open(&conf->backends[i], &one);
+		if (rt->backends[i] == NULL) {
+			rg_error_append(err, "%s", one.msg);
+			failed = 1;
+		}
+	}
+	if (failed) {
+		rg_runtime_unref(rt);
+		return NULL;
+	}
+	return rt;
+}
+
+struct rg_runtime *
+rg_runtime_ref(struct rg_runtime *rt)
+{
+	__atomic_add_fetch(&rt->refs, 1, __ATOMIC_RELAXED);
+	return rt;
+}
+
+void
+rg_runtime_unref(struct rg_runtime *rt)
+{
+	size_t	i;
+
+	if (rt == NULL || __atomic_sub_fetch(&rt->refs, 1, __ATOMIC_ACQ_REL) != 0)
+		return;
+	for (i = 0; i < rt->nbackends; i++)
+		rg_backend_free(rt->backends[i]);
+	free(rt->backends);
+	rg_conf_unref(rt->conf);
+	free(rt);
+}
+
+static struct rg_backend *
+runtime_backend(const struct rg_runtime *rt, const struct rg_policy *p,
+    size_t i)
+{
+	return rt->backends[p->backend_idx[i]];
+}
+
+/* Warn when one policy's backends can take longer than its deadline. */
+static void
+check_deadline(const struct rg_runtime *rt, const struct rg_policy *p,
+    const char *where, struct rg_error *warn)
+{
+	uint64_t	total = 0;
+	size_t		i;
+
+	for (i = 0; i < p->backends.n; i++)
+		total += rg_backend_worst_case_ms(runtime_backend(rt, p, i));
+	if (total > p->deadline_ms)
+		rg_error_append(warn, "%s: %s deadline %llums is shorter than "
+		    "its backends' worst case %llums (timeouts times hosts): "
+		    "slow lookups will tempfail", rt->conf->path, where,
+		    (unsigned long long)p->deadline_ms,
+		    (unsigned long long)total);
+}
+
+int
+rg_runtime_check(struct rg_runtime *rt, bool live, struct rg_error *err,
+    struct rg_error *warn)
+{
+	const struct rg_conf	*c = rt->conf;
+	struct rg_error		 one, onewarn;
+	char			 where[RG_NAME_MAX + 32];
+	size_t			 i;
+	int			 rc = 0;
+
+	if (!c->all_domains && c->domains.n == 0 && c->ndomains == 0)
+		rg_error_append(warn, "%s: [policy] domains is empty: no "
+		    "recipient is checked", c->path);
+	check_deadline(rt, &c->policy, "[policy]", warn);
+	for (i = 0; i < c->ndomains; i++) {
+		snprintf(where, sizeof(where), "[domain %s]", c->domain[i].name);
+		check_deadline(rt, &c->domain[i].policy, where, warn);
+	}
+	if (!live)
+		return 0;
+	for (i = 0; i < rt->nbackends; i++) {
+		struct rg_backend *b = rt->backends[i];
+
+		rg_error_clear(&one);
+		rg_error_clear(&onewarn);
+		if (b->surrogate_reason != NULL) {
+			rg_error_append(err, "[backend %s]: %s", b->name,
+			    b->surrogate_reason);
+			rc = -1;
+			continue;
+		}
+		if (b->ops->check == NULL)
+			continue;
+		if (b->ops->check(b, &one, &onewarn) != 0) {
+			rg_error_append(err, "[backend %s]: %s", b->name, one.msg);
+			rc = -1;
+		}
+		if (onewarn.msg[0] != '\0')
+			rg_error_append(warn, "[backend %s]: %s", b->name,
+			    onewarn.msg);
+	}
+	return rc;
+}
+
+/* ---- engine ---- */
+
+static void
+cache_conf_from(const struct rg_conf *c, struct rg_cache_conf *cc)
+{
+	cc->size = c->cache_size;
+	cc->positive_ttl_ms = c->positive_ttl_ms;
+	cc->negative_ttl_ms = c->negative_ttl_ms;
+	cc->stale_ttl_ms = c->stale_ttl_ms;
+}
+
+struct rg_engine *
+rg_engine_new(struct rg_runtime *rt, int flags, struct rg_error *err)
+{
+	struct rg_engine	*e;
+	struct rg_cache_conf	 cc;
+
+	e = calloc(1, sizeof(*e));
+	if (e == NULL) {
+		rg_error_set(err, "out of memory");
+		return NULL;
+	}
+	pthread_mutex_init(&e->lock, NULL);
+	cache_conf_from(rt->conf, &cc);
+	e->cache = rg_cache_new(&cc);
+	if (e->cache == NULL) {
+		rg_error_set(err, "cannot allocate the cache");
+		goto fail;
+	}
+	if (!(flags & RG_ENGINE_NO_HARVEST)) {
+		e->harvest = rg_harvest_new(rt->conf, err);
+		if (e->harvest == NULL)
+			goto fail;
+	}
+	e->current = rg_runtime_ref(rt);
+	return e;
+fail:
+	rg_cache_free(e->cache);
+	pthread_mutex_destroy(&e->lock);
+	free(e);
+	return NULL;
+}
+
+void
+rg_engine_free(struct rg_engine *e)
+{
+	if (e == NULL)
+		return;
+	rg_harvest_free(e->harvest);
+	rg_cache_free(e->cache);
+	rg_runtime_unref(e->current);
+	pthread_mutex_destroy(&e->lock);
+	free(e);
+}
+
+struct rg_runtime *
+rg_engine_acquire(struct rg_engine *e)
+{
+	struct rg_runtime	*rt;
+
+	pthread_mutex_lock(&e->lock);
+	rt = rg_runtime_ref(e->current);
+	pthread_mutex_unlock(&e->lock);
+	return rt;
+}
+
+void
+rg_engine_swap(struct rg_engine *e, struct rg_runtime *rt)
+{
+	struct rg_runtime	*old;
+	struct rg_cache_conf	 cc;
+
+	cache_conf_from(rt->conf, &cc);
+	rg_cache_configure(e->cache, &cc);
+	rg_cache_drop_negatives(e->cache);
+	if (e->harvest != NULL)
+		rg_harvest_configure(e->harvest, rt->conf);
+	pthread_mutex_lock(&e->lock);
+	old = e->current;
+	e->current = rg_runtime_ref(rt);
+	pthread_mutex_unlock(&e->lock);
+	rg_runtime_unref(old);
+}
+
+/* ---- the decision ---- */
+
+static void
+set_reply(struct rg_verdict *v, enum rg_action action, const char *rcode,
+    const char *xcode, const char *text)
+{
+	v->action = action;
+	rg_reply_build(&v->reply, rcode, xcode, text);
+}
+
+static void
+set_by(struct rg_verdict *v, const char *by, const char *reason)
+{
+	snprintf(v->decided_by, sizeof(v->decided_by), "%s", by);
+	snprintf(v->reason, sizeof(v->reason), "%s", reason);
+}
+
+static void
+verdict_unknown(struct rg_verdict *v)
+{
+	char	text[RG_PATH_MAX + 64];
+
+	snprintf(text, sizeof(text),
+	    "<%s>: Recipient address rejected: User unknown", v->address);
+	set_reply(v, RG_ACT_REJECT, "550", "5.1.1", text);
+}
+
+static void
+verdict_block(const struct rg_conf *c, struct rg_verdict *v)
+{
+	if (c->harvest_action == RG_HARVEST_REJECT)
+		set_reply(v, RG_ACT_REJECT, "550", "5.7.1",
+		    "Too many unknown recipients");
+	else
+		set_reply(v, RG_ACT_SHUTDOWN, "421", "4.7.0",
+		    "Too many unknown recipients, try again later");
+	set_by(v, "harvest", "blocked");
+}
+
+static bool
+client_in(const struct rg_client *cl, const struct rg_netlist *nets)
+{
+	return cl->have_addr && nets->n > 0 &&
+	    rg_netlist_match(nets, (const struct sockaddr *)&cl->addr);
+}
+
+/* Is the client exempt from checks under this policy? */
+static const char *
+exemption(const struct rg_client *cl, const struct rg_policy *p)
+{
+	if (client_in(cl, &p->trusted_networks))
+		return "trusted";
+	if (cl->authenticated && p->skip_authenticated)
+		return "auth";
+	return NULL;
+}
+
+static void trace_append(struct rg_verdict *, const char *, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Add to the -t -v trace; a full trace ends where it ends (display only). */
+static void
+trace_append(struct rg_verdict *v, const char *fmt, ...)
+{
+	size_t	used = strlen(v->trace);
+	va_list	ap;
+
+	if (used + 1 >= sizeof(v->trace))
+		return;
+	va_start(ap, fmt);
+	vsnprintf(v->trace + used, sizeof(v->trace) - used, fmt, ap);
+	va_end(ap);
+}
+
+/*
+ * Ask the policy's backends, in order; in each, the address, the address
+ * without subaddress, then the catch-all. A recipient exists if any
+ * backend finds it; it is unknown only if every backend answered that it
+ * is not there; otherwise (a backend failed and none found it) tempfail.
+ */
+static enum rg_result
+lookup_backends(struct rg_runtime *rt, const struct rg_policy *p,
+    const struct rg_addr *a, uint64_t deadline, struct rg_verdict *v,
+    bool want_trace)
+{
+	char		 nosub[RG_PATH_MAX + 1], catchall[RG_DOMAIN_MAX + 2];
+	char		 nosub_local[RG_PATH_MAX + 1];
+	const char	*keys[3], *locals[3], *why[3] = { "found", "subaddress",
+			    "catch-all" };
+	char		 tr[256];
+	struct rg_error	 err;
+	size_t		 nkeys = 0, i, k;
+	bool		 failed = false;
+
+	keys[nkeys] = a->address;
+	locals[nkeys++] = a->local;
+	if (p->subaddress_delimiter[0] != '\0' &&
+	    rg_addr_strip_subaddress(a, p->subaddress_delimiter, nosub,
+	    sizeof(nosub))) {
+		char *at = strrchr(nosub, '@');
+
+		snprintf(nosub_local, sizeof(nosub_local), "%.*s",
+		    (int)(at ? at - nosub : 0), nosub);
+		keys[nkeys] = nosub;
+		locals[nkeys++] = nosub_local;
+	} else
+		why[1] = why[2];
+	snprintf(catchall, sizeof(catchall), "@%s", a->domain);
+	keys[nkeys] = catchall;
+	locals[nkeys++] = "";
+
+	for (i = 0; i < p->backends.n; i++) {
+		struct rg_backend *b = runtime_backend(rt, p, i);
+
+		for (k = 0; k < nkeys; k++) {
+			struct rg_query	q = { keys[k], locals[k], a->domain,
+					    deadline, NULL, 0 };
+			enum rg_result	r;
+
+			if (rg_now_ms() >= deadline) {
+				failed = true;
+				set_by(v, b->name, "deadline");
+				goto out;
+			}
+			tr[0] = '\0';
+			if (want_trace) {
+				q.trace = tr;
+				q.tracelen = sizeof(tr);
+			}
+			rg_error_clear(&err);
+			r = rg_backend_lookup(b, &q, &err);
+			if (want_trace) {
+				trace_append(v, "%s%s: %s", v->trace[0] ? "; " : "",
+				    b->name, keys[k]);
+				trace_append(v, " -> %s%s%s", rg_result_str(r),
+				    tr[0] ? " " : "", tr);
+			}
+			if (r == RG_FOUND) {
+				set_by(v, b->name, why[k]);
+				return RG_FOUND;
+			}
+			if (r == RG_NOTFOUND)
+				continue;
+			failed = true;
+			set_by(v, b->name, "backend failure");
+			rg_log_escape(tr, sizeof(tr), keys[k]);
+			rg_warnx("backend %s: lookup of <%s> failed: %s", b->name,
+			    tr, err.msg[0] ? err.msg : rg_result_str(r));
+			break;
+		}
+	}
+out:
+	if (failed)
+		return RG_TEMPFAIL;
+	set_by(v, p->backends.n ? runtime_backend(rt, p, p->backends.n - 1)->name
+	    : "policy", "unknown");
+	return RG_NOTFOUND;
+}
+
+static uint64_t
+policy_generation(struct rg_runtime *rt, const struct rg_policy *p)
+{
+	uint64_t	g = 0;
+	size_t		i;
+
+	for (i = 0; i < p->backends.n; i++)
+		g = g * 1000003u ^ rg_backend_generation(runtime_backend(rt, p, i));
+	return g;
+}
+
+static bool
+always_accepted(const struct rg_policy *p, const struct rg_addr *a)
+{
+	char	nosub[RG_PATH_MAX + 1];
+	char	*at;
+
+	if (rg_list_contains_ci(&p->always_accept, a->local))
+		return true;
+	if (p->subaddress_delimiter[0] != '\0' &&
+	    rg_addr_strip_subaddress(a, p->subaddress_delimiter, nosub,
+	    sizeof(nosub)) && (at = strrchr(nosub, '@')) != NULL) {
+		*at = '\0';
+		return rg_list_contains_ci(&p->always_accept, nosub);
+	}
+	return false;
+}
+
+/* Backend outcome -> verdict, with outage mode and on_backend_failure. */
+static void
+failure_verdict(struct rg_engine *e, const struct rg_policy *p,
+    const struct rg_cache_answer *ans, struct rg_verdict *v)
+{
+	atomic_fetch_add(&e->backend_failures, 1);
+	if (ans != NULL && ans->stale_found) {
+		atomic_fetch_add(&e->stale_accepts, 1);
+		rg_cache_note_stale_used(e->cache);
+		set_by(v, ans->stale_backend[0] ? ans->stale_backend : "cache",
+		    "stale");
+		v->action = RG_ACT_CONTINUE;
+		v->checked = true;
+		return;
+	}
+	if (p->on_backend_failure == RG_FAILURE_ACCEPT) {
+		snprintf(v->reason, sizeof(v->reason), "backend failure, accepted");
+		v->action = RG_ACT_CONTINUE;
+		return;
+	}
+	set_reply(v, RG_ACT_TEMPFAIL, "451", "4.4.3",
+	    "Directory lookup failed, try again later");
+}
+
+void
+rg_decide(struct rg_engine *e, struct rg_runtime *rt, struct rg_client *cl,
+    const char *raw, bool want_trace, struct rg_verdict *v)
+{
+	const struct rg_conf	*c = rt->conf;
+	const struct rg_policy	*p;
+	struct rg_addr		 a;
+	struct rg_cache_answer	 ans;
+	enum rg_addr_status	 st;
+	enum rg_result		 r;
+	const char		*why;
+	uint64_t		 now, deadline, gen;
+	bool			 harvest_on;
+
+	memset(v, 0, sizeof(*v));
+	memset(&ans, 0, sizeof(ans));
+	v->action = RG_ACT_CONTINUE;
+	st = rg_addr_parse(raw, &a);
+	rg_log_escape(v->address, sizeof(v->address),
+	    st == RG_ADDR_OK ? a.address : raw);
+
+	/* Clients exempt under [policy] are never counted nor blocked. */
+	harvest_on = e->harvest != NULL && cl->have_addr &&
+	    exemption(cl, &c->policy) == NULL;
+	now = rg_now_ms();
+	if (harvest_on && rg_harvest_check(e->harvest,
+	    (const struct sockaddr *)&cl->addr, &cl->harvest, now) ==
+	    RG_HARVEST_BLOCKED && !(c->harvest_block_allows_postmaster &&
+	    st == RG_ADDR_OK && strcmp(a.local, "postmaster") == 0)) {
+		verdict_block(c, v);
+		atomic_fetch_add(&e->blocked, 1);
+		return;
+	}
+
+	if (st != RG_ADDR_OK) {
+		set_reply(v, RG_ACT_REJECT, "550", "5.1.3",
+		    "Bad recipient address syntax");
+		set_by(v, "syntax", rg_addr_status_str(st));
+		atomic_fetch_add(&e->syntax, 1);
+		return;
+	}
+	p = a.domain[0] != '\0' ? rg_conf_policy_for(c, a.domain) : NULL;
+	if (p == NULL) {
+		set_by(v, "domain", a.domain[0] ? "not checked" : "unqualified");
+		atomic_fetch_add(&e->unchecked, 1);
+		return;
+	}
+	if ((why = exemption(cl, p)) != NULL) {
+		set_by(v, why, "client not checked");
+		atomic_fetch_add(&e->unchecked, 1);
+		return;
+	}
+	if (always_accepted(p, &a)) {
+		set_by(v, "always_accept", "found");
+		atomic_fetch_add(&e->accepted, 1);
+		return;
+	}
+
+	v->checked = true;
+	deadline = now + p->deadline_ms;
+	gen = policy_generation(rt, p);
+	switch (rg_cache_begin(e->cache, a.address, gen, now, deadline, &ans)) {
+	case RG_CACHE_HIT:
+		r = ans.result;
+		set_by(v, "cache", ans.result == RG_FOUND ? "found" : "unknown");
+		if (r == RG_FOUND || r == RG_NOTFOUND)
+			trace_append(v, "cache: %s -> %s (from %s)", a.address,
+			    rg_result_str(r), ans.backend);
+		break;
+	case RG_CACHE_TIMEOUT:
+		r = RG_TEMPFAIL;
+		set_by(v, "cache", "deadline");
+		break;
+	case RG_CACHE_MISS:
+	default:
+		r = lookup_backends(rt, p, &a, deadline, v, want_trace);
+		rg_cache_finish(e->cache, a.address, r, v->decided_by, gen,
+		    rg_now_ms());
+		break;
+	}
+
+	switch (r) {
+	case RG_FOUND:
+		atomic_fetch_add(&e->accepted, 1);
+		return;
+	case RG_NOTFOUND:
+		verdict_unknown(v);
+		snprintf(v->reason, sizeof(v->reason), "unknown");
+		atomic_fetch_add(&e->rejected, 1);
+		if (harvest_on)
+			rg_harvest_note_unknown(e->harvest,
+			    (const struct sockaddr *)&cl->addr, &cl->harvest,
+			    rg_now_ms(), &v->delay_ms);
+		return;
+	default:
+		failure_verdict(e, p, &ans, v);
+		if (v->action == RG_ACT_TEMPFAIL)
+			atomic_fetch_add(&e->tempfailed, 1);
+		else
+			atomic_fetch_add(&e->accepted, 1);
+		return;
+	}
+}
+
+void
+rg_note_mta_reject(struct rg_engine *e, struct rg_runtime *rt,
+    struct rg_client *cl)
+{
+	if (e->harvest == NULL || !cl->have_addr ||
+	    exemption(cl, &rt->conf->policy) != NULL)
+		return;
+	rg_harvest_note_unknown(e->harvest, (const struct sockaddr *)&cl->addr,
+	    &cl->harvest, rg_now_ms(), NULL);
+}
+
+void
+rg_tarpit_done(struct rg_engine *e)
+{
+	if (e->harvest != NULL)
+		rg_harvest_tarpit_done(e->harvest);
+}
+
+static void
+client_str(const struct rg_client *cl, char *buf, size_t len)
+{
+	const struct sockaddr_storage *ss = &cl->addr;
+
+	if (!cl->have_addr)
+		snprintf(buf, len, "unknown");
+	else if (ss->ss_family == AF_INET6)
+		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)ss)->sin6_addr,
+		    buf, (socklen_t)len);
+	else if (ss->ss_family == AF_INET)
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)ss)->sin_addr,
+		    buf, (socklen_t)len);
+	else
+		snprintf(buf, len, "unknown");
+}
+
+void
+rg_verdict_log(const struct rg_client *cl, const struct rg_verdict *v)
+{
+	char		 client[INET6_ADDRSTRLEN + 1], qid[64];
+	const char	*what;
+
+	switch (v->action) {
+	case RG_ACT_REJECT:
+		what = strcmp(v->decided_by, "harvest") == 0 ? "block" : "reject";
+		break;
+	case RG_ACT_TEMPFAIL:
+		what = "tempfail";
+		break;
+	case RG_ACT_SHUTDOWN:
+		what = "block";
+		break;
+	default:
+		/* A plain accept is not logged; an accept on failure is. */
+		if (strcmp(v->reason, "stale") != 0 &&
+		    strncmp(v->reason, "backend failure", 15) != 0) {
+			if (rg_log_get_level() >= RG_LOG_DEBUG) {
+				client_str(cl, client, sizeof(client));
+				rg_debug("accept rcpt=<%s> client=[%s] backend=%s "
+				    "reason=%s", v->address, client,
+				    v->decided_by, v->reason);
+			}
+			return;
+		}
+		what = "accept";
+		break;
+	}
+	client_str(cl, client, sizeof(client));
+	rg_log_escape(qid, sizeof(qid),
+	    cl->queue_id && cl->queue_id[0] ? cl->queue_id : "NOQUEUE");
+	rg_info("%s: %s rcpt=<%s> client=[%s] backend=%s reason=%s", qid, what,
+	    v->address, client, v->decided_by, v->reason);
+}
+
+void
+rg_engine_counters(struct rg_engine *e, struct rg_counters *out)
+{
+	out->accepted = atomic_load(&e->accepted);
+	out->rejected = atomic_load(&e->rejected);
+	out->tempfailed = atomic_load(&e->tempfailed);
+	out->blocked = atomic_load(&e->blocked);
+	out->unchecked = atomic_load(&e->unchecked);
+	out->syntax = atomic_load(&e->syntax);
+	out->backend_failures = atomic_load(&e->backend_failures);
+	out->stale_accepts = atomic_load(&e->stale_accepts);
+}
+
+void
+rg_engine_log_counters(struct rg_engine *e)
+{
+	struct rg_counters	 k;
+	struct rg_cache_stats	 cs;
+	struct rg_runtime	*rt;
+	char			 buf[256];
+	size_t			 i;
+
+	rg_engine_counters(e, &k);
+	rg_cache_stats(e->cache, &cs);
+	rg_info("counters: accepted=%llu rejected=%llu tempfailed=%llu "
+	    "blocked=%llu unchecked=%llu syntax=%llu backend_failures=%llu "
+	    "stale_accepts=%llu cache_hits=%llu cache_misses=%llu "
+	    "cache_entries=%llu cache_evictions=%llu",
+	    (unsigned long long)k.accepted, (unsigned long long)k.rejected,
+	    (unsigned long long)k.tempfailed, (unsigned long long)k.blocked,
+	    (unsigned long long)k.unchecked, (unsigned long long)k.syntax,
+	    (unsigned long long)k.backend_failures,
+	    (unsigned long long)k.stale_accepts, (unsigned long long)cs.hits,
+	    (unsigned long long)cs.misses, (unsigned long long)cs.entries,
+	    (unsigned long long)cs.evictions);
+	rt = rg_engine_acquire(e);
+	for (i = 0; i < rt->nbackends; i++) {
+		struct rg_backend *b = rt->backends[i];
+
+		if (b->ops->stats == NULL)
+			continue;
+		buf[0] = '\0';
+		b->ops->stats(b, buf, sizeof(buf));
+		rg_info("backend %s: %s", b->name, buf);
+	}
+	rg_runtime_unref(rt);
+}

@@ -1,0 +1,219 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The libmilter callbacks: the only file that calls smfi_*.
+ *
+ * rcptgate needs only the RCPT step. It negotiates every other step away
+ * and asks the MTA for the client address, the AUTH name and the queue
+ * id as macros at RCPT (SMFIF_SETSYMLIST), so a session costs the MTA
+ * one milter round trip per recipient. MTAs without macro lists get the
+ * connect step instead.
+ *
+ * Lifetimes: the per-connection struct rg_conn is made at the first
+ * callback, holds a runtime reference for the whole connection (so a
+ * reload applies at the next connection) and is freed in mlfi_close,
+ * which accepts a NULL priv and touches nothing after free. No locks here.
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "milter.h"
+#include "log.h"
+#include "rg_time.h"
+
+struct rg_engine *rg_milter_engine;
+
+struct rg_conn {
+	struct rg_runtime	*rt;
+	struct rg_client	 client;
+	char			 queue_id[64];
+	unsigned long		 steps;		/* protocol flags agreed at negotiation */
+};
+
+static struct rg_conn *
+conn_get(SMFICTX *ctx)
+{
+	struct rg_conn	*conn = smfi_getpriv(ctx);
+
+	if (conn != NULL)
+		return conn;
+	conn = calloc(1, sizeof(*conn));
+	if (conn == NULL)
+		return NULL;
+	conn->rt = rg_engine_acquire(rg_milter_engine);
+	if (smfi_setpriv(ctx, conn) != MI_SUCCESS) {
+		rg_runtime_unref(conn->rt);
+		free(conn);
+		return NULL;
+	}
+	return conn;
+}
+
+static void
+client_set_sockaddr(struct rg_client *cl, const struct sockaddr *sa)
+{
+	if (sa == NULL)
+		return;
+	if (sa->sa_family == AF_INET) {
+		memcpy(&cl->addr, sa, sizeof(struct sockaddr_in));
+		cl->have_addr = true;
+	} else if (sa->sa_family == AF_INET6) {
+		memcpy(&cl->addr, sa, sizeof(struct sockaddr_in6));
+		cl->have_addr = true;
+	}
+}
+
+/* "{client_addr}" as the MTA gives it: "192.0.2.1", "2001:db8::1", or
+ * Sendmail's "IPv6:2001:db8::1". */
+static void
+client_set_string(struct rg_client *cl, const char *s)
+{
+	struct sockaddr_in	*sin = (struct sockaddr_in *)&cl->addr;
+	struct sockaddr_in6	*sin6 = (struct sockaddr_in6 *)&cl->addr;
+
+	if (s == NULL || *s == '\0')
+		return;
+	if (strncasecmp(s, "IPv6:", 5) == 0)
+		s += 5;
+	memset(&cl->addr, 0, sizeof(cl->addr));
+	if (inet_pton(AF_INET, s, &sin->sin_addr) == 1) {
+		sin->sin_family = AF_INET;
+		cl->have_addr = true;
+	} else if (inet_pton(AF_INET6, s, &sin6->sin6_addr) == 1) {
+		sin6->sin6_family = AF_INET6;
+		cl->have_addr = true;
+	}
+}
+
+static sfsistat
+mlfi_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1,
+    unsigned long f2, unsigned long f3, unsigned long *pf0,
+    unsigned long *pf1, unsigned long *pf2, unsigned long *pf3)
+{
+	struct rg_conn	*conn = conn_get(ctx);
+	unsigned long	skip;
+
+	(void)f2, (void)f3;
+	if (conn == NULL)
+		return SMFIS_TEMPFAIL;
+	/* Steps rcptgate never looks at. */
+	skip = SMFIP_NOHELO | SMFIP_NOMAIL | SMFIP_NOBODY | SMFIP_NOHDRS |
+	    SMFIP_NOEOH | SMFIP_NOUNKNOWN;
+	*pf0 = 0;
+	if ((f0 & SMFIF_SETSYMLIST) &&
+	    smfi_setsymlist(ctx, SMFIM_ENVRCPT,
+	    "{client_addr} {auth_authen} i {rcpt_mailer}") == MI_SUCCESS) {
+		*pf0 |= SMFIF_SETSYMLIST;
+		skip |= SMFIP_NOCONNECT;
+	}
+	/* Recipients the MTA refused itself count for the harvest limits. */
+	skip |= SMFIP_RCPT_REJ;
+	/* No reply is expected for the DATA step we keep (see README: an
+	 * RCPT-only filter made Postfix stall on TCP). */
+	skip |= SMFIP_NR_DATA | SMFIP_NR_CONN;
+	*pf1 = skip & f1;
+	conn->steps = *pf1;
+	*pf2 = 0;
+	*pf3 = 0;
+	return SMFIS_CONTINUE;
+}
+
+static sfsistat
+mlfi_connect(SMFICTX *ctx, char *hostname, _SOCK_ADDR *hostaddr)
+{
+	struct rg_conn	*conn = conn_get(ctx);
+
+	(void)hostname;
+	if (conn == NULL)
+		return SMFIS_TEMPFAIL;
+	client_set_sockaddr(&conn->client, (struct sockaddr *)hostaddr);
+	return (conn->steps & SMFIP_NR_CONN) ? SMFIS_NOREPLY : SMFIS_CONTINUE;
+}
+
+static sfsistat
+mlfi_envrcpt(SMFICTX *ctx, char **argv)
+{
+	struct rg_conn		*conn = conn_get(ctx);
+	struct rg_verdict	 v;
+	const char		*mailer, *auth, *qid;
+
+	if (conn == NULL || argv == NULL || argv[0] == NULL)
+		return SMFIS_TEMPFAIL;	/* out of memory: never a reject */
+	if (!conn->client.have_addr)
+		client_set_string(&conn->client, smfi_getsymval(ctx, "{client_addr}"));
+	auth = smfi_getsymval(ctx, "{auth_authen}");
+	conn->client.authenticated = auth != NULL && *auth != '\0';
+	qid = smfi_getsymval(ctx, "i");
+	if (qid != NULL) {
+		strncpy(conn->queue_id, qid, sizeof(conn->queue_id) - 1);
+		conn->client.queue_id = conn->queue_id;
+	}
+	/* With SMFIP_RCPT_REJ the MTA shows recipients it rejected itself,
+	 * with rcpt_mailer "error": count them, answer nothing new. */
+	mailer = smfi_getsymval(ctx, "{rcpt_mailer}");
+	if (mailer != NULL && strcmp(mailer, "error") == 0) {
+		rg_note_mta_reject(rg_milter_engine, conn->rt, &conn->client);
+		return SMFIS_CONTINUE;
+	}
+
+	rg_decide(rg_milter_engine, conn->rt, &conn->client, argv[0], false, &v);
+	rg_verdict_log(&conn->client, &v);
+	if (v.delay_ms > 0) {
+		rg_sleep_ms(v.delay_ms);	/* tarpit; no lock is held */
+		rg_tarpit_done(rg_milter_engine);
+	}
+	switch (v.action) {
+	case RG_ACT_CONTINUE:
+		/* Never SMFIS_ACCEPT: it would switch the filter off for the
+		 * message's later recipients. */
+		return SMFIS_CONTINUE;
+	case RG_ACT_REJECT:
+		smfi_setreply(ctx, v.reply.rcode, v.reply.xcode, v.reply.text);
+		return SMFIS_REJECT;
+	case RG_ACT_TEMPFAIL:
+	case RG_ACT_SHUTDOWN:
+	default:
+		smfi_setreply(ctx, v.reply.rcode, v.reply.xcode, v.reply.text);
+		return SMFIS_TEMPFAIL;
+	}
+}
+
+static sfsistat
+mlfi_data(SMFICTX *ctx)
+{
+	struct rg_conn	*conn = smfi_getpriv(ctx);
+
+	return conn != NULL && (conn->steps & SMFIP_NR_DATA) ? SMFIS_NOREPLY :
+	    SMFIS_CONTINUE;
+}
+
+static sfsistat
+mlfi_close(SMFICTX *ctx)
+{
+	struct rg_conn	*conn = smfi_getpriv(ctx);
+
+	if (conn == NULL)
+		return SMFIS_CONTINUE;
+	smfi_setpriv(ctx, NULL);
+	rg_runtime_unref(conn->rt);
+	free(conn);
+	return SMFIS_CONTINUE;
+}
+
+static struct smfiDesc desc = {
+	.xxfi_name = "rcptgate",
+	.xxfi_version = SMFI_VERSION,
+	.xxfi_flags = SMFIF_NONE,
+	.xxfi_connect = mlfi_connect,
+	.xxfi_envrcpt = mlfi_envrcpt,
+	.xxfi_close = mlfi_close,
+	.xxfi_data = mlfi_data,
+	.xxfi_negotiate = mlfi_negotiate,
+};
+
+struct smfiDesc *
+rg_milter_desc(void)
+{
+	return &desc;
+}

@@ -1,0 +1,514 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * rcptgate: options, the -n and -t modes, the daemon (socket, privileges,
+ * pid file, signals) and smfi_main.
+ *
+ * Fatal exits happen only here and only before smfi_main. Signals: the
+ * five we handle are blocked in main before any thread starts, so
+ * libmilter's own signal thread alone receives SIGHUP, SIGTERM and SIGINT
+ * (it stops the filter) and our signal thread alone SIGUSR1 (reload) and
+ * SIGUSR2 (counters).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <pthread.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sysexits.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "milter.h"
+
+#ifndef RG_DEFAULT_CONF
+#define RG_DEFAULT_CONF "/etc/rcptgate/rcptgate.conf"
+#endif
+
+struct options {
+	const char	*conf_path;
+	const char	*socket;	/* -p, overrides [milter] socket */
+	const char	*user;		/* -u, overrides [milter] user */
+	const char	*pidfile;	/* -P */
+	int		 foreground;	/* -f */
+	int		 verbose;	/* -v */
+	int		 check;		/* -n */
+	int		 test;		/* -t */
+};
+
+static struct options	opt = { .conf_path = RG_DEFAULT_CONF };
+
+static void
+usage(void)
+{
+	fprintf(stderr,
+	    "usage: rcptgate [-c FILE] [-f] [-p SOCKET] [-u USER] [-P PIDFILE] [-v]\n"
+	    "       rcptgate [-c FILE] -n\n"
+	    "       rcptgate [-c FILE] [-v] -t ADDRESS...\n"
+	    "       rcptgate -V\n");
+	exit(EX_USAGE);
+}
+
+static int
+effective_log_level(const struct rg_conf *c)
+{
+	return opt.verbose ? RG_LOG_DEBUG : c->log_level;
+}
+
+/* Load and open a configuration; NULL with the reasons in err. */
+static struct rg_runtime *
+load_runtime(struct rg_error *err)
+{
+	struct rg_conf		*conf;
+	struct rg_runtime	*rt;
+
+	conf = rg_conf_load(opt.conf_path, err);
+	if (conf == NULL)
+		return NULL;
+	rt = rg_runtime_new(conf, err);
+	rg_conf_unref(conf);
+	return rt;
+}
+
+static void
+print_lines(FILE *f, const char *prefix, const char *text)
+{
+	const char	*p = text, *nl;
+
+	while (*p != '\0') {
+		nl = strchr(p, '\n');
+		fprintf(f, "%s%.*s\n", prefix, (int)(nl ? nl - p : (long)strlen(p)), p);
+		if (nl == NULL)
+			break;
+		p = nl + 1;
+	}
+}
+
+static void
+print_policy(const char *name, const struct rg_policy *p)
+{
+	size_t	i;
+
+	printf("%s: backends=", name);
+	for (i = 0; i < p->backends.n; i++)
+		printf("%s%s", i ? "," : "", p->backends.v[i]);
+	printf(" subaddress_delimiter=\"%s\" always_accept=", p->subaddress_delimiter);
+	for (i = 0; i < p->always_accept.n; i++)
+		printf("%s%s", i ? "," : "", p->always_accept.v[i]);
+	printf(" on_backend_failure=%s skip_authenticated=%s trusted_networks=%zu "
+	    "deadline=%llums\n",
+	    p->on_backend_failure == RG_FAILURE_ACCEPT ? "accept" : "tempfail",
+	    p->skip_authenticated ? "yes" : "no", p->trusted_networks.n,
+	    (unsigned long long)p->deadline_ms);
+}
+
+/* -n: what an operator wants to see of the effective configuration. */
+static void
+print_summary(const struct rg_runtime *rt)
+{
+	const struct rg_conf	*c = rt->conf;
+	size_t			 i;
+
+	printf("config: %s\n", c->path);
+	printf("socket: %s\n", opt.socket ? opt.socket : c->socket);
+	printf("domains:");
+	if (c->all_domains)
+		printf(" *");
+	for (i = 0; i < c->domains.n; i++)
+		if (strcmp(c->domains.v[i], "*") != 0)
+			printf(" %s", c->domains.v[i]);
+	for (i = 0; i < c->ndomains; i++)
+		printf(" %s", c->domain[i].name);
+	printf("\n");
+	print_policy("[policy]", &c->policy);
+	for (i = 0; i < c->ndomains; i++) {
+		char	name[RG_DOMAIN_MAX + 16];
+
+		snprintf(name, sizeof(name), "[domain %s]", c->domain[i].name);
+		print_policy(name, &c->domain[i].policy);
+	}
+	for (i = 0; i < rt->nbackends; i++)
+		printf("backend %s: type=%s%s%s\n", rt->backends[i]->name,
+		    rt->backends[i]->ops ? rt->backends[i]->ops->type : "?",
+		    rt->backends[i]->surrogate_reason ? " unavailable: " : "",
+		    rt->backends[i]->surrogate_reason ?
+		    rt->backends[i]->surrogate_reason : "");
+	printf("cache: size=%llu positive_ttl=%llus negative_ttl=%llus "
+	    "stale_ttl=%llus\n", (unsigned long long)c->cache_size,
+	    (unsigned long long)c->positive_ttl_ms / 1000,
+	    (unsigned long long)c->negative_ttl_ms / 1000,
+	    (unsigned long long)c->stale_ttl_ms / 1000);
+	printf("harvest: max_unknown=%llu window=%llus block_time=%llus "
+	    "max_unknown_per_session=%llu ipv4_prefix=%d ipv6_prefix=%d "
+	    "action=%s tarpit=%llums state=%s\n",
+	    (unsigned long long)c->harvest_max_unknown,
+	    (unsigned long long)c->harvest_window_ms / 1000,
+	    (unsigned long long)c->harvest_block_time_ms / 1000,
+	    (unsigned long long)c->harvest_max_unknown_per_session,
+	    c->harvest_ipv4_prefix, c->harvest_ipv6_prefix,
+	    c->harvest_action == RG_HARVEST_REJECT ? "reject" : "tempfail",
+	    (unsigned long long)c->harvest_tarpit_ms,
+	    c->harvest_state[0] ? c->harvest_state : "(memory)");
+}
+
+static int
+run_check(void)
+{
+	struct rg_runtime	*rt;
+	struct rg_error		 err, warn;
+
+	rg_error_clear(&err);
+	rg_error_clear(&warn);
+	rt = load_runtime(&err);
+	if (rt == NULL) {
+		print_lines(stderr, "rcptgate: ", err.msg);
+		return EX_CONFIG;
+	}
+	rg_error_clear(&err);
+	if (rg_runtime_check(rt, true, &err, &warn) != 0) {
+		print_lines(stderr, "rcptgate: warning: ", warn.msg);
+		print_lines(stderr, "rcptgate: ", err.msg);
+		rg_runtime_unref(rt);
+		return EX_CONFIG;
+	}
+	print_lines(stderr, "rcptgate: warning: ", warn.msg);
+	print_summary(rt);
+	printf("configuration ok\n");
+	rg_runtime_unref(rt);
+	return EX_OK;
+}
+
+static const char *
+action_word(enum rg_action a)
+{
+	switch (a) {
+	case RG_ACT_CONTINUE:
+		return "accept";
+	case RG_ACT_REJECT:
+		return "reject";
+	default:
+		return "tempfail";
+	}
+}
+
+/* -t: the live decision path, one line per address. */
+static int
+run_test(int argc, char **argv)
+{
+	struct rg_runtime	*rt;
+	struct rg_engine	*e;
+	struct rg_error		 err;
+	struct rg_verdict	 v;
+	char			 shown[RG_PATH_MAX * 4 + 8];
+	int			 i, rejected = 0, tempfailed = 0;
+
+	rg_error_clear(&err);
+	rt = load_runtime(&err);
+	if (rt == NULL) {
+		print_lines(stderr, "rcptgate: ", err.msg);
+		return EX_CONFIG;
+	}
+	rg_log_set_level(opt.verbose ? RG_LOG_DEBUG : RG_LOG_WARNING);
+	e = rg_engine_new(rt, RG_ENGINE_NO_HARVEST, &err);
+	if (e == NULL) {
+		print_lines(stderr, "rcptgate: ", err.msg);
+		rg_runtime_unref(rt);
+		return EX_SOFTWARE;
+	}
+	for (i = 0; i < argc; i++) {
+		struct rg_client	cl;
+
+		memset(&cl, 0, sizeof(cl));
+		rg_decide(e, rt, &cl, argv[i], opt.verbose, &v);
+		rg_log_escape(shown, sizeof(shown), argv[i]);
+		printf("%s\t%s\t%s\t%s", shown, action_word(v.action),
+		    v.decided_by, v.reason);
+		if (v.action != RG_ACT_CONTINUE)
+			printf(" (%s %s %s)", v.reply.rcode, v.reply.xcode,
+			    v.reply.text);
+		if (opt.verbose && v.trace[0] != '\0')
+			printf(" [%s]", v.trace);
+		printf("\n");
+		if (v.action == RG_ACT_REJECT)
+			rejected = 1;
+		else if (v.action != RG_ACT_CONTINUE)
+			tempfailed = 1;
+	}
+	fflush(stdout);
+	rg_engine_free(e);
+	rg_runtime_unref(rt);
+	return rejected ? 1 : tempfailed ? EX_TEMPFAIL : EX_OK;
+}
+
+/* ---- the daemon ---- */
+
+static struct rg_runtime *daemon_rt;	/* the runtime at start */
+
+static void
+reload(void)
+{
+	struct rg_runtime	*rt, *old;
+	struct rg_error		 err;
+
+	rg_error_clear(&err);
+	rt = load_runtime(&err);
+	if (rt == NULL) {
+		rg_err("reload of %s failed, keeping the running configuration: %s",
+		    opt.conf_path, err.msg);
+		return;
+	}
+	old = rg_engine_acquire(rg_milter_engine);
+	if (opt.socket == NULL && strcmp(old->conf->socket, rt->conf->socket) != 0)
+		rg_warnx("reload: socket changed to %s; it takes effect at the "
+		    "next restart", rt->conf->socket);
+	rg_runtime_unref(old);
+	rg_engine_swap(rg_milter_engine, rt);
+	rg_log_set_level(effective_log_level(rt->conf));
+	rg_info("configuration reloaded from %s", opt.conf_path);
+	rg_runtime_unref(rt);
+}
+
+static void *
+signal_thread(void *arg)
+{
+	sigset_t	set;
+	int		sig;
+
+	(void)arg;
+	sigemptyset(&set);
+	sigaddset(&set, SIGUSR1);
+	sigaddset(&set, SIGUSR2);
+	for (;;) {
+		if (sigwait(&set, &sig) != 0)
+			continue;
+		if (sig == SIGUSR1)
+			reload();
+		else if (sig == SIGUSR2)
+			rg_engine_log_counters(rg_milter_engine);
+	}
+	return NULL;
+}
+
+static int
+lookup_user(const char *name, uid_t *uid, gid_t *gid)
+{
+	struct passwd	 pw, *res = NULL;
+	char		 buf[4096];
+
+	if (getpwnam_r(name, &pw, buf, sizeof(buf), &res) != 0 || res == NULL)
+		return -1;
+	*uid = pw.pw_uid;
+	*gid = pw.pw_gid;
+	return 0;
+}
+
+static int
+drop_privileges(const char *user, uid_t uid, gid_t gid)
+{
+	if (initgroups(user, gid) != 0 || setgid(gid) != 0 || setuid(uid) != 0) {
+		fprintf(stderr, "rcptgate: cannot become user %s: %s\n", user,
+		    strerror(errno));
+		return -1;
+	}
+	if (uid != 0 && setuid(0) == 0) {
+		fprintf(stderr, "rcptgate: could regain root after dropping it\n");
+		return -1;
+	}
+	return 0;
+}
+
+static const char *
+unix_socket_path(const char *sock)
+{
+	if (strncmp(sock, "unix:", 5) == 0)
+		return sock + 5;
+	if (strncmp(sock, "local:", 6) == 0)
+		return sock + 6;
+	if (sock[0] == '/')
+		return sock;
+	return NULL;
+}
+
+static int
+daemonize(void)
+{
+	pid_t	pid;
+	int	fd;
+
+	pid = fork();
+	if (pid < 0)
+		return -1;
+	if (pid > 0)
+		_exit(0);
+	if (setsid() < 0)
+		return -1;
+	if (chdir("/") != 0)
+		return -1;
+	fd = open("/dev/null", O_RDWR);
+	if (fd >= 0) {
+		dup2(fd, 0);
+		dup2(fd, 1);
+		dup2(fd, 2);
+		if (fd > 2)
+			close(fd);
+	}
+	return 0;
+}
+
+static int
+write_pidfile(const char *path)
+{
+	FILE	*f = fopen(path, "w");
+
+	if (f == NULL)
+		return -1;
+	fprintf(f, "%ld\n", (long)getpid());
+	return fclose(f);
+}
+
+static int
+run_daemon(void)
+{
+	struct rg_error		 err;
+	const char		*sock, *user, *path;
+	sigset_t		 set;
+	pthread_t		 tid;
+	uid_t			 uid = 0;
+	gid_t			 gid = 0;
+	int			 rc, change_user;
+
+	rg_error_clear(&err);
+	daemon_rt = load_runtime(&err);
+	if (daemon_rt == NULL) {
+		print_lines(stderr, "rcptgate: ", err.msg);
+		return EX_CONFIG;
+	}
+	rg_log_set_level(effective_log_level(daemon_rt->conf));
+	sock = opt.socket ? opt.socket : daemon_rt->conf->socket;
+	user = opt.user ? opt.user : daemon_rt->conf->user;
+	change_user = user[0] != '\0' && getuid() == 0;
+	if (change_user && lookup_user(user, &uid, &gid) != 0) {
+		fprintf(stderr, "rcptgate: unknown user '%s' (-u or [milter] user)\n",
+		    user);
+		return EX_NOUSER;
+	}
+
+	/* Before any thread: these signals are for sigwait only. */
+	sigemptyset(&set);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGUSR1);
+	sigaddset(&set, SIGUSR2);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	if (smfi_register(*rg_milter_desc()) != MI_SUCCESS ||
+	    smfi_setconn((char *)sock) != MI_SUCCESS) {
+		fprintf(stderr, "rcptgate: cannot register the filter on %s\n", sock);
+		return EX_SOFTWARE;
+	}
+	smfi_setbacklog(256);
+	/* true: remove a stale unix socket left by an earlier run. */
+	if (smfi_opensocket(true) != MI_SUCCESS) {
+		fprintf(stderr, "rcptgate: cannot listen on %s: %s\n", sock,
+		    strerror(errno));
+		return EX_UNAVAILABLE;
+	}
+	path = unix_socket_path(sock);
+	if (path != NULL) {
+		/* The MTA reaches the socket through the group (README). */
+		if (change_user && chown(path, uid, gid) != 0)
+			rg_warn("chown %s", path);
+		if (chmod(path, daemon_rt->conf->socket_mode) != 0)
+			rg_warn("chmod %s", path);
+	}
+	if (!opt.foreground && daemonize() != 0) {
+		fprintf(stderr, "rcptgate: cannot detach: %s\n", strerror(errno));
+		return EX_OSERR;
+	}
+	if (opt.pidfile != NULL && write_pidfile(opt.pidfile) != 0) {
+		rg_warn("cannot write pid file %s", opt.pidfile);
+		return EX_CANTCREAT;
+	}
+	if (change_user && drop_privileges(user, uid, gid) != 0)
+		return EX_NOPERM;
+
+	rg_milter_engine = rg_engine_new(daemon_rt, 0, &err);
+	if (rg_milter_engine == NULL) {
+		rg_err("cannot start: %s", err.msg);
+		return EX_SOFTWARE;
+	}
+	if (pthread_create(&tid, NULL, signal_thread, NULL) != 0) {
+		rg_err("cannot start the signal thread");
+		return EX_OSERR;
+	}
+	pthread_detach(tid);
+	rg_info("rcptgate %s listening on %s", RG_VERSION, sock);
+
+	rc = smfi_main();
+	rg_info("stopping (%s)", rc == MI_SUCCESS ? "signal" : "libmilter error");
+	if (opt.pidfile != NULL)
+		unlink(opt.pidfile);
+	if (path != NULL)
+		unlink(path);
+	/* Not freed: the signal thread may still use the engine. */
+	return rc == MI_SUCCESS ? EX_OK : EX_SOFTWARE;
+}
+
+int
+main(int argc, char **argv)
+{
+	int	c;
+
+	while ((c = getopt(argc, argv, "c:fp:u:P:vntVh")) != -1) {
+		switch (c) {
+		case 'c':
+			opt.conf_path = optarg;
+			break;
+		case 'f':
+			opt.foreground = 1;
+			break;
+		case 'p':
+			opt.socket = optarg;
+			break;
+		case 'u':
+			opt.user = optarg;
+			break;
+		case 'P':
+			opt.pidfile = optarg;
+			break;
+		case 'v':
+			opt.verbose = 1;
+			break;
+		case 'n':
+			opt.check = 1;
+			break;
+		case 't':
+			opt.test = 1;
+			break;
+		case 'V':
+			printf("rcptgate %s\n", RG_VERSION);
+			return EX_OK;
+		default:
+			usage();
+		}
+	}
+	argc -= optind;
+	argv += optind;
+	if ((opt.check && opt.test) || (opt.test && argc == 0) ||
+	    (!opt.test && argc > 0))
+		usage();
+
+	rg_log_init("rcptgate", opt.foreground || opt.check || opt.test,
+	    opt.verbose ? RG_LOG_DEBUG : RG_LOG_INFO);
+	if (opt.check)
+		return run_check();
+	if (opt.test)
+		return run_test(argc, argv);
+	return run_daemon();
+}

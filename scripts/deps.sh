@@ -1,0 +1,37 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# Install, from Debian's archive, whatever rcptgate's build and tests
+# need and this machine lacks. Idempotent: does nothing when all is there.
+set -eu
+
+PACKAGES=(
+	build-essential cmake pkg-config
+	libmilter-dev libsqlite3-dev sqlite3 libinih-dev libldap-dev libhiredis-dev
+	libcmocka-dev
+	postfix swaks slapd ldap-utils redis-server miltertest python3 python3-aiosmtpd
+	clang valgrind util-linux procps iproute2
+)
+[ "${1:-}" = "--runtime-only" ] && PACKAGES=(build-essential cmake pkg-config
+	libmilter-dev libsqlite3-dev sqlite3 libinih-dev libldap-dev libhiredis-dev
+	libcmocka-dev postfix swaks)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
+		missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+	echo "deps.sh: missing packages (${missing[*]}); run as root" >&2
+	exit 1
+fi
+echo "deps.sh: installing ${missing[*]}"
+# Neither package may ask a question or configure the system's own MTA/LDAP.
+debconf-set-selections <<'EOT'
+postfix postfix/main_mailer_type select No configuration
+slapd slapd/no_configuration boolean true
+EOT
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}"

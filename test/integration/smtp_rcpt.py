@@ -1,0 +1,45 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: MIT
+"""One SMTP session to 127.0.0.1:PORT: EHLO, MAIL FROM, one RCPT per
+address; print each RCPT reply as "CODE TEXT" on one line. Options:
+-s SOURCE (bind address), -f FROM, -d (also send DATA if any RCPT was
+accepted and print the DATA reply as "DATA CODE TEXT")."""
+import argparse
+import smtplib
+import sys
+
+ap = argparse.ArgumentParser()
+ap.add_argument("-s", dest="source", default=None)
+ap.add_argument("-f", dest="sender", default="sender@example.net")
+ap.add_argument("-d", dest="data", action="store_true")
+ap.add_argument("port", type=int)
+ap.add_argument("addrs", nargs="+")
+a = ap.parse_args()
+
+try:
+    s = smtplib.SMTP(
+        "127.0.0.1", a.port, local_hostname="client.example.test",
+        timeout=60, source_address=(a.source, 0) if a.source else None)
+    s.ehlo("client.example.test")
+    code, msg = s.docmd("MAIL FROM:<%s>" % a.sender)
+    if code != 250:
+        print("MAIL %d %s" % (code, msg.decode(errors="replace")))
+        sys.exit(0)
+    accepted = False
+    for rcpt in a.addrs:
+        arg = rcpt if rcpt.startswith("<") else "<%s>" % rcpt
+        code, msg = s.docmd("RCPT TO:" + arg)
+        text = msg.decode(errors="replace").replace("\n", " ")
+        print("%d %s" % (code, text), flush=True)
+        if code == 421:
+            sys.exit(0)
+        accepted |= code == 250
+    if a.data and accepted:
+        code, msg = s.data(b"Subject: test\r\n\r\nhello\r\n")
+        print("DATA %d %s" % (code, msg.decode(errors="replace")))
+    s.quit()
+except smtplib.SMTPServerDisconnected as e:
+    print("DISCONNECTED %s" % e)
+except (OSError, smtplib.SMTPException) as e:
+    print("ERROR %s" % e)
+    sys.exit(2)
