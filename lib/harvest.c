@@ -1,0 +1,1105 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Directory harvest limits: unknown recipients are counted per client
+ * prefix in a fixed window that opens at the client's first unknown
+ * recipient (so Redis can keep the same counter with INCR + PEXPIRE);
+ * reaching max_unknown blocks the prefix for block_time. The per-session
+ * limit ends that session only; its unknowns also count for the client.
+ *
+ * Memory is bounded by max_clients (rounded up to a multiple of the shard
+ * count): when a shard is full, an expired block goes first, then the
+ * least recently counted non-blocked client, and a live block only when
+ * a shard holds nothing else (the oldest block first). Lookups of
+ * clients that never sent an unknown recipient allocate nothing.
+ *
+ * Persistence: a background thread writes changed entries to the SQLite
+ * state file once a second, one transaction per batch, reads the journal
+ * of operator unblocks, and purges dead rows. A failing file is logged
+ * at most every five minutes and counting goes on in memory. With
+ * state = redis:// Redis is the store and no thread runs.
+ *
+ * Must not: ask any backend, do I/O while holding a shard lock, sleep
+ * for a tarpit, reject or tempfail mail because a store failed.
+ * Locking: the client table is split in NSHARDS shards by a keyed hash,
+ * each with its own mutex (no global lock on the RCPT path). Limits are
+ * an immutable snapshot behind an atomic pointer; reload publishes a new
+ * one and keeps the old until rg_harvest_free (readers never lock).
+ */
+#include <arpa/inet.h>
+#include <inttypes.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include "harvest.h"
+#include "harvest_store.h"
+#include "log.h"
+#include "rg_time.h"
+
+#define NSHARDS			64	/* power of two */
+#define FLUSH_MS		1000	/* state file batch interval */
+#define PURGE_MS		60000	/* dead rows purged this often */
+#define REOPEN_MS		60000	/* retry an unopenable state file */
+#define STORE_WARN_MS		300000	/* at most one store warning per 5m */
+#define REMOTE_TTL_MS		2000	/* trust a Redis answer this long */
+#define TARPIT_SHIFT_MAX	20
+
+struct hv_entry {
+	struct rg_hv_key	 key;
+	uint64_t		 hash;
+	struct hv_entry		*hnext;		/* bucket chain */
+	struct hv_entry		*prev, *next;	/* counters or blocks list */
+	uint64_t		 count;		/* unknowns in the window */
+	uint64_t		 window_end;	/* rg_now_ms; count dead then */
+	uint64_t		 blocked_until;	/* rg_now_ms; 0 = not blocked */
+	uint64_t		 remote_until;	/* Redis answer trusted until */
+	bool			 remote_block;	/* the block is in Redis too */
+	bool			 dirty;		/* not yet in the state file */
+	bool			 in_blocks;	/* on blocks, else counters */
+};
+
+struct hv_list {
+	struct hv_entry	*head;		/* oldest */
+	struct hv_entry	*tail;		/* newest */
+};
+
+struct hv_shard {
+	/* guards every field below and every entry in this shard */
+	pthread_mutex_t	  mu;
+	struct hv_entry	**bucket;
+	size_t		  nbucket;	/* power of two */
+	size_t		  n;		/* entries */
+	size_t		  ndirty;
+	/* not blocked, least recently counted first */
+	struct hv_list	  counters;
+	struct hv_list	  blocks;	/* blocked, oldest block first */
+	uint64_t	  evicted;
+	char		  pad[64];	/* keep shards on their own lines */
+};
+
+struct hv_limits {
+	uint64_t		 max_unknown;
+	uint64_t		 window_ms;
+	uint64_t		 block_ms;
+	uint64_t		 max_session;
+	int			 v4prefix;
+	int			 v6prefix;
+	uint64_t		 tarpit_ms;
+	uint64_t		 tarpit_max_ms;
+	uint64_t		 tarpit_sessions;
+	struct rg_net		*exempt;
+	size_t			 nexempt;
+	struct hv_limits	*older;		/* retired snapshots */
+};
+
+struct rg_harvest {
+	struct hv_shard		  shard[NSHARDS];
+	_Atomic(struct hv_limits *) lim;
+	/* guards publishing a new limits snapshot (reload only) */
+	pthread_mutex_t		  conf_mu;
+	uint64_t		  seed;
+	size_t			  cap;		/* entries per shard */
+	atomic_uint_fast64_t	  tarpit_active;
+	atomic_uint_fast64_t	  blocks;
+	atomic_uint_fast64_t	  store_errors;
+	atomic_uint_fast64_t	  store_warned;	/* rg_now_ms of last warning */
+
+	char			 *path;		/* SQLite state file or NULL */
+	struct rg_hv_redis	 *redis;	/* or NULL */
+
+	/* used by the background thread only (or by new/free around it) */
+	struct rg_hv_store	 *store;
+	uint64_t		  lift_since;
+	uint64_t		  next_purge;
+	uint64_t		  next_reopen;
+
+	pthread_t		  bg;
+	bool			  bg_running;
+	/* guards bg_stop; bg_cv wakes the thread early */
+	pthread_mutex_t		  bg_mu;
+	pthread_cond_t		  bg_cv;
+	bool			  bg_stop;
+};
+
+/* ---- limits ---- */
+
+static struct hv_limits *
+limits_new(const struct rg_conf *conf)
+{
+	struct hv_limits	*l;
+
+	if ((l = calloc(1, sizeof(*l))) == NULL)
+		return NULL;
+	l->max_unknown = conf->harvest_max_unknown;
+	l->window_ms = conf->harvest_window_ms;
+	l->block_ms = conf->harvest_block_time_ms;
+	l->max_session = conf->harvest_max_unknown_per_session;
+	l->v4prefix = conf->harvest_ipv4_prefix;
+	l->v6prefix = conf->harvest_ipv6_prefix;
+	l->tarpit_ms = conf->harvest_tarpit_ms;
+	l->tarpit_max_ms = conf->harvest_tarpit_max_ms;
+	l->tarpit_sessions = conf->harvest_tarpit_sessions;
+	if (conf->harvest_exempt.n > 0) {
+		l->exempt = calloc(conf->harvest_exempt.n, sizeof(*l->exempt));
+		if (l->exempt == NULL) {
+			free(l);
+			return NULL;
+		}
+		memcpy(l->exempt, conf->harvest_exempt.v,
+		    conf->harvest_exempt.n * sizeof(*l->exempt));
+		l->nexempt = conf->harvest_exempt.n;
+	}
+	return l;
+}
+
+static void
+limits_free(struct hv_limits *l)
+{
+	while (l != NULL) {
+		struct hv_limits	*older = l->older;
+
+		free(l->exempt);
+		free(l);
+		l = older;
+	}
+}
+
+/* exact: the client's full address as a key (prefix 32 or 128). */
+static bool
+is_exempt(const struct hv_limits *l, const struct rg_hv_key *exact)
+{
+	for (size_t i = 0; i < l->nexempt; i++) {
+		const struct rg_net	*net = &l->exempt[i];
+		struct rg_hv_key	 k = *exact;
+		size_t			 len = net->family == AF_INET ? 4 : 16;
+
+		if (net->family != k.family)
+			continue;
+		rg_hv_key_mask(&k, net->prefix, net->prefix);
+		if (memcmp(k.addr, net->addr, len) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* ---- the table ---- */
+
+static uint64_t
+mix64(uint64_t x)
+{
+	x ^= x >> 30;
+	x *= 0xbf58476d1ce4e5b9ULL;
+	x ^= x >> 27;
+	x *= 0x94d049bb133111ebULL;
+	x ^= x >> 31;
+	return x;
+}
+
+/* Keyed, so a flood of chosen addresses cannot crowd one bucket. */
+static uint64_t
+key_hash(const struct rg_harvest *h, const struct rg_hv_key *k)
+{
+	uint64_t	w0, w1, x;
+
+	memcpy(&w0, k->addr, 8);
+	memcpy(&w1, k->addr + 8, 8);
+	x = mix64(h->seed ^ w0);
+	x = mix64(x ^ w1);
+	return mix64(x ^ ((uint64_t)k->family << 8 | k->prefix));
+}
+
+static struct hv_shard *
+shard_of(struct rg_harvest *h, uint64_t hash)
+{
+	return &h->shard[hash >> 58 & (NSHARDS - 1)];
+}
+
+static bool
+key_eq(const struct rg_hv_key *a, const struct rg_hv_key *b)
+{
+	return a->family == b->family && a->prefix == b->prefix &&
+	    memcmp(a->addr, b->addr, sizeof(a->addr)) == 0;
+}
+
+static struct hv_entry *
+find(struct hv_shard *s, const struct rg_hv_key *k, uint64_t hash)
+{
+	struct hv_entry	*e;
+
+	for (e = s->bucket[hash & (s->nbucket - 1)]; e != NULL; e = e->hnext)
+		if (e->hash == hash && key_eq(&e->key, k))
+			return e;
+	return NULL;
+}
+
+static void
+list_remove(struct hv_list *l, struct hv_entry *e)
+{
+	if (e->prev != NULL)
+		e->prev->next = e->next;
+	else
+		l->head = e->next;
+	if (e->next != NULL)
+		e->next->prev = e->prev;
+	else
+		l->tail = e->prev;
+	e->prev = e->next = NULL;
+}
+
+static void
+list_append(struct hv_list *l, struct hv_entry *e)
+{
+	e->next = NULL;
+	e->prev = l->tail;
+	if (l->tail != NULL)
+		l->tail->next = e;
+	else
+		l->head = e;
+	l->tail = e;
+}
+
+static struct hv_list *
+list_of(struct hv_shard *s, struct hv_entry *e)
+{
+	return e->in_blocks ? &s->blocks : &s->counters;
+}
+
+static void
+entry_free(struct hv_shard *s, struct hv_entry *e)
+{
+	struct hv_entry	**pp = &s->bucket[e->hash & (s->nbucket - 1)];
+
+	while (*pp != e)
+		pp = &(*pp)->hnext;
+	*pp = e->hnext;
+	list_remove(list_of(s, e), e);
+	if (e->dirty)
+		s->ndirty--;
+	s->n--;
+	free(e);
+}
+
+static void
+mark_dirty(struct hv_shard *s, struct hv_entry *e)
+{
+	if (!e->dirty) {
+		e->dirty = true;
+		s->ndirty++;
+	}
+}
+
+/* Move e to the end of the list it belongs on now. */
+static void
+requeue(struct hv_shard *s, struct hv_entry *e)
+{
+	bool	blocked = e->blocked_until != 0;
+
+	list_remove(list_of(s, e), e);
+	e->in_blocks = blocked;
+	list_append(list_of(s, e), e);
+}
+
+/*
+ * Make room for one entry: an expired block first, then the least
+ * recently counted client, a live block only when nothing else is left.
+ */
+static void
+evict_one(struct hv_shard *s, uint64_t now)
+{
+	struct hv_entry	*e = s->blocks.head;
+
+	if (e == NULL || e->blocked_until > now)
+		e = s->counters.head != NULL ? s->counters.head :
+		    s->blocks.head;
+	if (e != NULL) {
+		entry_free(s, e);
+		s->evicted++;
+	}
+}
+
+static struct hv_entry *
+find_or_add(struct rg_harvest *h, struct hv_shard *s,
+    const struct rg_hv_key *k, uint64_t hash, uint64_t now)
+{
+	struct hv_entry	*e;
+	size_t		 b;
+
+	if ((e = find(s, k, hash)) != NULL)
+		return e;
+	while (s->n >= h->cap && s->n > 0)
+		evict_one(s, now);
+	if ((e = calloc(1, sizeof(*e))) == NULL)
+		return NULL;
+	e->key = *k;
+	e->hash = hash;
+	b = hash & (s->nbucket - 1);
+	e->hnext = s->bucket[b];
+	s->bucket[b] = e;
+	list_append(&s->counters, e);
+	s->n++;
+	return e;
+}
+
+/* ---- log lines (stable: fail2ban and SIEMs parse them) ---- */
+
+static void
+log_block(const struct rg_hv_key *exact, const struct rg_hv_key *key,
+    uint64_t count, uint64_t window_ms, uint64_t block_left_ms,
+    const char *reason)
+{
+	char	c[INET6_ADDRSTRLEN] = "?", p[RG_HV_KEYSTR] = "?", u[32];
+
+	if (exact != NULL)
+		inet_ntop(exact->family, exact->addr, c, sizeof(c));
+	rg_hv_key_format(key, p, sizeof(p));
+	rg_hv_wall_format(rg_hv_wall_ms() + block_left_ms, u, sizeof(u));
+	rg_info("harvest: block client=%s prefix=%s count=%" PRIu64
+	    " window=%" PRIu64 "s until=%s reason=%s", c, p, count,
+	    window_ms / 1000, u, reason);
+}
+
+static void
+log_unblock(const struct rg_hv_key *key, const char *reason)
+{
+	char	p[RG_HV_KEYSTR] = "?";
+
+	rg_hv_key_format(key, p, sizeof(p));
+	rg_info("harvest: unblock prefix=%s reason=%s", p, reason);
+}
+
+/*
+ * e's block ran out (shard locked): forget it. The caller logs the
+ * unblock line after unlocking.
+ */
+static void
+expire_block(struct hv_shard *s, struct hv_entry *e)
+{
+	e->blocked_until = 0;
+	e->remote_block = false;
+	e->count = 0;		/* a fresh start after serving the block */
+	e->window_end = 0;
+	requeue(s, e);
+	/* The file's row is dead too; purge removes it. */
+}
+
+/* ---- the state file ---- */
+
+static void
+store_warn(struct rg_harvest *h, const char *what, const char *msg)
+{
+	uint64_t	now = rg_now_ms();
+	uint64_t	last = atomic_load(&h->store_warned);
+
+	if (last != 0 && now - last < STORE_WARN_MS)
+		return;
+	atomic_store(&h->store_warned, now);
+	rg_warnx("harvest: state file %s: %s: %s; counting in memory",
+	    h->path, what, msg);
+}
+
+struct load_ctx {
+	struct rg_harvest	*h;
+	uint64_t		 mono;	/* rg_now_ms at load */
+	uint64_t		 wall;	/* rg_hv_wall_ms at load */
+};
+
+static uint64_t
+wall_to_mono(const struct load_ctx *c, uint64_t wall)
+{
+	return wall == 0 || wall <= c->wall ? 0 : c->mono + (wall - c->wall);
+}
+
+static void
+load_row(const struct rg_hv_row *r, void *arg)
+{
+	struct load_ctx		*c = arg;
+	struct rg_harvest	*h = c->h;
+	uint64_t		 hash = key_hash(h, &r->key);
+	struct hv_shard		*s = shard_of(h, hash);
+	struct hv_entry		*e;
+
+	pthread_mutex_lock(&s->mu);
+	if ((e = find_or_add(h, s, &r->key, hash, c->mono)) != NULL) {
+		e->count = r->count;
+		e->window_end = wall_to_mono(c, r->window_end);
+		e->blocked_until = wall_to_mono(c, r->blocked_until);
+		if (e->window_end == 0)
+			e->count = 0;
+		requeue(s, e);
+	}
+	pthread_mutex_unlock(&s->mu);
+}
+
+static void
+lift_key(const struct rg_hv_key *k, void *arg)
+{
+	struct rg_harvest	*h = arg;
+	uint64_t		 hash = key_hash(h, k);
+	struct hv_shard		*s = shard_of(h, hash);
+	struct hv_entry		*e;
+	bool			 was = false;
+
+	pthread_mutex_lock(&s->mu);
+	if ((e = find(s, k, hash)) != NULL) {
+		was = e->blocked_until != 0;
+		e->blocked_until = 0;
+		e->count = 0;
+		e->window_end = 0;
+		/* rewritten as a deletion, in case a flush raced the lift */
+		mark_dirty(s, e);
+		requeue(s, e);
+	}
+	pthread_mutex_unlock(&s->mu);
+	if (was)
+		log_unblock(k, "operator");
+}
+
+/* After a failed batch: mark what is still there dirty again. */
+static void
+redirty(struct rg_harvest *h, const struct rg_hv_row *rows, size_t n,
+    uint64_t now)
+{
+	for (size_t i = 0; i < n; i++) {
+		uint64_t	 hash = key_hash(h, &rows[i].key);
+		struct hv_shard	*s = shard_of(h, hash);
+		struct hv_entry	*e;
+
+		pthread_mutex_lock(&s->mu);
+		if ((e = find_or_add(h, s, &rows[i].key, hash, now)) != NULL)
+			mark_dirty(s, e);
+		pthread_mutex_unlock(&s->mu);
+	}
+}
+
+/*
+ * One batch: copy dirty entries shard by shard (short lock each), then
+ * write them in one transaction with no lock held.
+ */
+static void
+flush(struct rg_harvest *h)
+{
+	struct rg_hv_row	*rows = NULL;
+	size_t			 n = 0, cap = 0;
+	uint64_t		 mono = rg_now_ms(), wall = rg_hv_wall_ms();
+	struct rg_error		 err;
+
+	for (int i = 0; i < NSHARDS; i++) {
+		struct hv_shard	*s = &h->shard[i];
+		struct hv_list	*lists[2] = { &s->counters, &s->blocks };
+
+		pthread_mutex_lock(&s->mu);
+		if (s->ndirty > 0 && n + s->ndirty > cap) {
+			size_t			 ncap = (n + s->ndirty) * 2;
+			struct rg_hv_row	*nr;
+
+			nr = realloc(rows, ncap * sizeof(*rows));
+			if (nr == NULL) {
+				pthread_mutex_unlock(&s->mu);
+				break;	/* the rest stays dirty */
+			}
+			rows = nr;
+			cap = ncap;
+		}
+		for (int l = 0; l < 2 && s->ndirty > 0; l++) {
+			struct hv_entry	*e, *next;
+
+			for (e = lists[l]->head; e != NULL; e = next) {
+				struct rg_hv_row	*r;
+
+				next = e->next;
+				if (!e->dirty)
+					continue;
+				r = &rows[n++];
+				r->key = e->key;
+				r->count = e->window_end > mono ? e->count : 0;
+				r->window_end = r->count > 0 ?
+				    wall + (e->window_end - mono) : 0;
+				r->blocked_until = e->blocked_until > mono ?
+				    wall + (e->blocked_until - mono) : 0;
+				e->dirty = false;
+				s->ndirty--;
+				/* a lifted entry was kept for its deletion */
+				if (r->count == 0 && r->blocked_until == 0)
+					entry_free(s, e);
+			}
+		}
+		pthread_mutex_unlock(&s->mu);
+	}
+	if (n > 0 && rg_hv_store_write(h->store, rows, n, wall, &err) == -1) {
+		atomic_fetch_add(&h->store_errors, 1);
+		store_warn(h, "write", err.msg);
+		redirty(h, rows, n, mono);
+	}
+	free(rows);
+}
+
+static void
+store_cycle(struct rg_harvest *h, bool final)
+{
+	struct rg_error	err;
+	uint64_t	now = rg_now_ms();
+
+	if (h->store == NULL) {
+		if (now < h->next_reopen && !final)
+			return;
+		h->next_reopen = now + REOPEN_MS;
+		if ((h->store = rg_hv_store_open(h->path, &err)) == NULL) {
+			atomic_fetch_add(&h->store_errors, 1);
+			store_warn(h, "open", err.msg);
+			return;
+		}
+		h->lift_since = UINT64_MAX;
+	}
+	if (rg_hv_store_lifted(h->store, &h->lift_since, lift_key, h, &err) ==
+	    -1)
+		store_warn(h, "unblock journal", err.msg);
+	flush(h);
+	if (now >= h->next_purge || final) {
+		h->next_purge = now + PURGE_MS;
+		if (rg_hv_store_purge(h->store, rg_hv_wall_ms(), &err) == -1)
+			store_warn(h, "purge", err.msg);
+	}
+}
+
+static void *
+bg_main(void *arg)
+{
+	struct rg_harvest	*h = arg;
+	bool			 stop;
+
+	for (;;) {
+		struct timespec	ts;
+
+		pthread_mutex_lock(&h->bg_mu);
+		if (!h->bg_stop) {
+			clock_gettime(CLOCK_MONOTONIC, &ts);
+			ts.tv_sec += FLUSH_MS / 1000;
+			ts.tv_nsec += (FLUSH_MS % 1000) * 1000000L;
+			if (ts.tv_nsec >= 1000000000L) {
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000L;
+			}
+			pthread_cond_timedwait(&h->bg_cv, &h->bg_mu, &ts);
+		}
+		stop = h->bg_stop;
+		pthread_mutex_unlock(&h->bg_mu);
+		store_cycle(h, stop);
+		if (stop)
+			return NULL;
+	}
+}
+
+/* ---- lifecycle ---- */
+
+static bool
+is_redis(const char *state)
+{
+	return state != NULL && strncmp(state, "redis://", 8) == 0;
+}
+
+static int
+harvest_open_state(struct rg_harvest *h, const struct rg_conf *conf,
+    struct rg_error *err)
+{
+	const char	*state = conf->harvest_state;
+	struct load_ctx	 c;
+	struct rg_error	 e2;
+	pthread_condattr_t ca;
+
+	if (state == NULL || state[0] == '\0')
+		return 0;
+	if (is_redis(state)) {
+#ifdef RG_HAVE_HIREDIS
+		h->redis = rg_hv_redis_new(state, err);
+		return h->redis != NULL ? 0 : -1;
+#else
+		rg_error_set(err, "harvest state '%s': built without hiredis",
+		    state);
+		return -1;
+#endif
+	}
+	if ((h->path = strdup(state)) == NULL) {
+		rg_error_set(err, "harvest: out of memory");
+		return -1;
+	}
+	/* An unusable file is not fatal: mail flows, the thread retries. */
+	if ((h->store = rg_hv_store_open(h->path, &e2)) == NULL) {
+		atomic_fetch_add(&h->store_errors, 1);
+		store_warn(h, "open", e2.msg);
+		h->next_reopen = rg_now_ms() + REOPEN_MS;
+	} else {
+		c.h = h;
+		c.mono = rg_now_ms();
+		c.wall = rg_hv_wall_ms();
+		if (rg_hv_store_load(h->store, c.wall, h->cap * NSHARDS,
+		    load_row, &c, &e2) == -1)
+			store_warn(h, "load", e2.msg);
+		h->lift_since = UINT64_MAX;
+		if (rg_hv_store_lifted(h->store, &h->lift_since, lift_key, h,
+		    &e2) == -1)
+			store_warn(h, "unblock journal", e2.msg);
+	}
+	pthread_mutex_init(&h->bg_mu, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&h->bg_cv, &ca);
+	pthread_condattr_destroy(&ca);
+	if (pthread_create(&h->bg, NULL, bg_main, h) != 0) {
+		rg_error_set(err, "harvest: cannot start the state thread");
+		pthread_cond_destroy(&h->bg_cv);
+		pthread_mutex_destroy(&h->bg_mu);
+		return -1;
+	}
+	h->bg_running = true;
+	return 0;
+}
+
+struct rg_harvest *
+rg_harvest_new(const struct rg_conf *conf, struct rg_error *err)
+{
+	struct rg_harvest	*h;
+	size_t			 nb;
+	uint64_t		 maxc = conf->harvest_max_clients;
+
+	if ((h = calloc(1, sizeof(*h))) == NULL) {
+		rg_error_set(err, "harvest: out of memory");
+		return NULL;
+	}
+	if (getrandom(&h->seed, sizeof(h->seed), GRND_NONBLOCK) !=
+	    (ssize_t)sizeof(h->seed))
+		h->seed = rg_now_ms() ^ (uint64_t)(uintptr_t)h;
+	h->cap = (size_t)((maxc + NSHARDS - 1) / NSHARDS);
+	if (h->cap == 0)
+		h->cap = 1;
+	for (nb = 16; nb < h->cap && nb < ((size_t)1 << 20); nb <<= 1)
+		;
+	pthread_mutex_init(&h->conf_mu, NULL);
+	for (int i = 0; i < NSHARDS; i++) {
+		pthread_mutex_init(&h->shard[i].mu, NULL);
+		h->shard[i].nbucket = nb;
+		h->shard[i].bucket = calloc(nb, sizeof(*h->shard[i].bucket));
+		if (h->shard[i].bucket == NULL) {
+			rg_error_set(err, "harvest: out of memory");
+			goto fail;
+		}
+	}
+	if ((h->lim = limits_new(conf)) == NULL) {
+		rg_error_set(err, "harvest: out of memory");
+		goto fail;
+	}
+	if (harvest_open_state(h, conf, err) == -1)
+		goto fail;
+	return h;
+fail:
+	rg_harvest_free(h);
+	return NULL;
+}
+
+void
+rg_harvest_free(struct rg_harvest *h)
+{
+	if (h == NULL)
+		return;
+	if (h->bg_running) {
+		pthread_mutex_lock(&h->bg_mu);
+		h->bg_stop = true;
+		pthread_cond_signal(&h->bg_cv);
+		pthread_mutex_unlock(&h->bg_mu);
+		pthread_join(h->bg, NULL);	/* it flushes a last batch */
+		pthread_cond_destroy(&h->bg_cv);
+		pthread_mutex_destroy(&h->bg_mu);
+	}
+	rg_hv_store_close(h->store);
+#ifdef RG_HAVE_HIREDIS
+	rg_hv_redis_free(h->redis);
+#endif
+	for (int i = 0; i < NSHARDS; i++) {
+		struct hv_shard	*s = &h->shard[i];
+
+		for (size_t b = 0; s->bucket != NULL && b < s->nbucket; b++) {
+			struct hv_entry	*e, *next;
+
+			for (e = s->bucket[b]; e != NULL; e = next) {
+				next = e->hnext;
+				free(e);
+			}
+		}
+		free(s->bucket);
+		pthread_mutex_destroy(&s->mu);
+	}
+	limits_free(atomic_load(&h->lim));
+	pthread_mutex_destroy(&h->conf_mu);
+	free(h->path);
+	free(h);
+}
+
+void
+rg_harvest_configure(struct rg_harvest *h, const struct rg_conf *conf)
+{
+	struct hv_limits	*l;
+
+	if ((l = limits_new(conf)) == NULL) {
+		rg_warnx("harvest: out of memory; keeping the old limits");
+		return;
+	}
+	pthread_mutex_lock(&h->conf_mu);
+	/*
+	 * Readers may still hold the old snapshot: retire it, free it with
+	 * the limiter. Reloads are rare, so the chain stays short.
+	 */
+	l->older = atomic_load(&h->lim);
+	atomic_store(&h->lim, l);
+	pthread_mutex_unlock(&h->conf_mu);
+}
+
+/* ---- the RCPT path ---- */
+
+struct client {
+	struct rg_hv_key	exact;
+	struct rg_hv_key	key;
+	uint64_t		hash;
+	bool			ok;	/* an IP client */
+};
+
+static void
+client_key(struct rg_harvest *h, const struct hv_limits *l,
+    const struct sockaddr *sa, struct client *c)
+{
+	c->ok = rg_hv_key_from_sockaddr(sa, 128, 128, &c->exact, NULL, 0) == 0;
+	if (!c->ok)
+		return;
+	c->key = c->exact;
+	rg_hv_key_mask(&c->key, l->v4prefix, l->v6prefix);
+	c->hash = key_hash(h, &c->key);
+}
+
+#ifdef RG_HAVE_HIREDIS
+/* Ask Redis whether c is blocked; update the local entry. No lock held. */
+static void
+remote_check(struct rg_harvest *h, const struct hv_limits *l,
+    const struct client *c, struct rg_harvest_session *sess, uint64_t now)
+{
+	char		 p[RG_HV_KEYSTR];
+	uint64_t	 left;
+	struct hv_shard	*s = shard_of(h, c->hash);
+	struct hv_entry	*e;
+	bool		 lifted = false, learned = false;
+
+	if (rg_hv_key_format(&c->key, p, sizeof(p)) == -1 ||
+	    rg_hv_redis_blocked(h->redis, p, &left) == -1)
+		return;		/* Redis down: local counts decide */
+	pthread_mutex_lock(&s->mu);
+	e = left > 0 ? find_or_add(h, s, &c->key, c->hash, now) :
+	    find(s, &c->key, c->hash);
+	if (e != NULL) {
+		e->remote_until = now + REMOTE_TTL_MS;
+		if (left > 0) {
+			learned = e->blocked_until <= now;
+			e->blocked_until = now + left;
+			e->remote_block = true;
+			requeue(s, e);
+		} else if (e->blocked_until > now && e->remote_block) {
+			/* lifted in Redis (an operator or its expiry) */
+			e->blocked_until = 0;
+			e->remote_block = false;
+			e->count = 0;
+			e->window_end = 0;
+			requeue(s, e);
+			lifted = true;
+		}
+	}
+	pthread_mutex_unlock(&s->mu);
+	if (left == 0)
+		sess->shared_ok_until = now + REMOTE_TTL_MS;
+	if (learned)
+		log_block(&c->exact, &c->key, l->max_unknown, l->window_ms,
+		    left, "shared");
+	if (lifted)
+		log_unblock(&c->key, "shared");
+}
+#endif
+
+enum rg_harvest_state
+rg_harvest_check(struct rg_harvest *h, const struct sockaddr *client,
+    struct rg_harvest_session *sess, uint64_t now)
+{
+	struct hv_limits	*l = atomic_load(&h->lim);
+	struct client		 c;
+	struct hv_shard		*s;
+	struct hv_entry		*e;
+	bool			 blocked = false, ask = false;
+	bool			 expired = false;
+
+	client_key(h, l, client, &c);
+	if (c.ok && is_exempt(l, &c.exact))
+		return RG_HARVEST_OK;
+	if (sess->blocked)
+		return RG_HARVEST_BLOCKED;
+	if (!c.ok)
+		return RG_HARVEST_OK;
+	s = shard_of(h, c.hash);
+	pthread_mutex_lock(&s->mu);
+	if ((e = find(s, &c.key, c.hash)) != NULL && e->blocked_until != 0) {
+		if (e->blocked_until > now)
+			blocked = true;
+		else {
+			expire_block(s, e);
+			expired = true;
+		}
+	}
+	/*
+	 * Redis: a "blocked" answer is cached in the entry, "not blocked"
+	 * only in the session, so a new session always asks once and a
+	 * block made on another MX host is seen at its first RCPT.
+	 */
+	if (h->redis != NULL)
+		ask = blocked ? e->remote_until <= now :
+		    sess->shared_ok_until <= now;
+	pthread_mutex_unlock(&s->mu);
+	if (expired)
+		log_unblock(&c.key, "expired");
+#ifdef RG_HAVE_HIREDIS
+	if (ask) {
+		remote_check(h, l, &c, sess, now);
+		pthread_mutex_lock(&s->mu);
+		e = find(s, &c.key, c.hash);
+		blocked = e != NULL && e->blocked_until > now;
+		pthread_mutex_unlock(&s->mu);
+	}
+#else
+	(void)ask;
+#endif
+	if (blocked)
+		sess->blocked = true;
+	return blocked ? RG_HARVEST_BLOCKED : RG_HARVEST_OK;
+}
+
+static uint64_t
+tarpit_delay(struct rg_harvest *h, const struct hv_limits *l, uint64_t n)
+{
+	uint64_t	d, cur;
+	unsigned	shift;
+
+	if (l->tarpit_ms == 0 || n == 0)
+		return 0;
+	shift = n - 1 > TARPIT_SHIFT_MAX ? TARPIT_SHIFT_MAX : (unsigned)(n - 1);
+	d = l->tarpit_ms << shift;
+	if (l->tarpit_max_ms > 0 && d > l->tarpit_max_ms)
+		d = l->tarpit_max_ms;
+	/* Full: answer now rather than tie up more MTA processes. */
+	cur = atomic_load(&h->tarpit_active);
+	do {
+		if (cur >= l->tarpit_sessions)
+			return 0;
+	} while (!atomic_compare_exchange_weak(&h->tarpit_active, &cur,
+	    cur + 1));
+	return d;
+}
+
+enum rg_harvest_state
+rg_harvest_note_unknown(struct rg_harvest *h, const struct sockaddr *client,
+    struct rg_harvest_session *sess, uint64_t now, uint64_t *tarpit_ms)
+{
+	struct hv_limits	*l = atomic_load(&h->lim);
+	struct client		 c;
+	struct hv_shard		*s;
+	struct hv_entry		*e;
+	uint64_t		 n, shared = 0, left = 0, count = 0;
+	bool			 newly = false, blocked = false;
+	bool			 expired = false;
+	bool			 have_shared = false, to_redis = false;
+	enum rg_harvest_state	 st = RG_HARVEST_OK;
+
+	if (tarpit_ms != NULL)
+		*tarpit_ms = 0;
+	client_key(h, l, client, &c);
+	if (c.ok && is_exempt(l, &c.exact))
+		return RG_HARVEST_OK;
+	n = ++sess->unknown;
+	if (l->max_session > 0 && sess->unknown >= l->max_session) {
+		if (!sess->blocked && c.ok) {
+			char	p[RG_HV_KEYSTR] = "?";
+
+			rg_hv_key_format(&c.key, p, sizeof(p));
+			rg_info("harvest: session-limit prefix=%s count=%"
+			    PRIu64 " limit=%" PRIu64, p, sess->unknown,
+			    l->max_session);
+		}
+		sess->blocked = true;
+		st = RG_HARVEST_BLOCKED;
+	}
+	if (c.ok && l->max_unknown > 0) {
+#ifdef RG_HAVE_HIREDIS
+		char	p[RG_HV_KEYSTR];
+
+		if (h->redis != NULL &&
+		    rg_hv_key_format(&c.key, p, sizeof(p)) == 0 &&
+		    rg_hv_redis_incr(h->redis, p, l->window_ms, &shared) == 0)
+			have_shared = true;
+#endif
+		s = shard_of(h, c.hash);
+		pthread_mutex_lock(&s->mu);
+		if ((e = find_or_add(h, s, &c.key, c.hash, now)) != NULL) {
+			if (e->blocked_until != 0 && e->blocked_until <= now) {
+				expire_block(s, e);
+				expired = true;
+			}
+			if (e->window_end <= now) {
+				e->count = 0;
+				e->window_end = now + l->window_ms;
+			}
+			e->count++;
+			if (have_shared && shared > e->count)
+				e->count = shared;
+			n = e->count > n ? e->count : n;
+			if (e->blocked_until == 0 &&
+			    e->count >= l->max_unknown) {
+				e->blocked_until = now + l->block_ms;
+				e->remote_block = have_shared;
+				/* our own answer; no need to ask Redis back */
+				if (have_shared)
+					e->remote_until = now + REMOTE_TTL_MS;
+				to_redis = have_shared;
+				newly = true;
+				count = e->count;
+			}
+			blocked = e->blocked_until > now;
+			left = blocked ? e->blocked_until - now : 0;
+			if (h->path != NULL)
+				mark_dirty(s, e);
+			requeue(s, e);
+		}
+		pthread_mutex_unlock(&s->mu);
+		if (expired)
+			log_unblock(&c.key, "expired");
+		if (newly) {
+			atomic_fetch_add(&h->blocks, 1);
+			log_block(&c.exact, &c.key, count, l->window_ms, left,
+			    "limit");
+		}
+#ifdef RG_HAVE_HIREDIS
+		if (to_redis)
+			(void)rg_hv_redis_block(h->redis, p, l->block_ms,
+			    shared);
+#else
+		(void)to_redis;
+		(void)have_shared;
+#endif
+		if (blocked) {
+			sess->blocked = true;
+			st = RG_HARVEST_BLOCKED;
+		}
+	}
+	if (tarpit_ms != NULL)
+		*tarpit_ms = tarpit_delay(h, l, n);
+	return st;
+}
+
+void
+rg_harvest_tarpit_done(struct rg_harvest *h)
+{
+	atomic_fetch_sub(&h->tarpit_active, 1);
+}
+
+void
+rg_harvest_stats(struct rg_harvest *h, struct rg_harvest_stats *st)
+{
+	memset(st, 0, sizeof(*st));
+	for (int i = 0; i < NSHARDS; i++) {
+		struct hv_shard	*s = &h->shard[i];
+		struct hv_entry	*e;
+
+		pthread_mutex_lock(&s->mu);
+		st->clients += s->n;
+		st->evicted += s->evicted;
+		for (e = s->blocks.head; e != NULL; e = e->next)
+			st->blocked++;
+		pthread_mutex_unlock(&s->mu);
+	}
+	st->blocks = atomic_load(&h->blocks);
+	st->store_errors = atomic_load(&h->store_errors);
+	st->tarpit_active = atomic_load(&h->tarpit_active);
+}
+
+/* ---- operator view ---- */
+
+int
+rg_harvest_list(const struct rg_conf *conf, FILE *out, struct rg_error *err)
+{
+	const char	*state = conf->harvest_state;
+
+	if (state == NULL || state[0] == '\0') {
+		rg_error_set(err, "harvest: state is memory only (state = ): "
+		    "nothing to list outside the daemon");
+		return -1;
+	}
+	if (is_redis(state)) {
+#ifdef RG_HAVE_HIREDIS
+		return rg_hv_redis_list(state, out, err);
+#else
+		rg_error_set(err, "harvest state '%s': built without hiredis",
+		    state);
+		return -1;
+#endif
+	}
+	return rg_hv_store_list(state, out, err);
+}
+
+int
+rg_harvest_unblock(const struct rg_conf *conf, const char *what,
+    struct rg_error *err)
+{
+	const char		*state = conf->harvest_state;
+	struct rg_hv_key	 key;
+	char			 p[RG_HV_KEYSTR];
+
+	if (rg_hv_key_parse(what, conf->harvest_ipv4_prefix,
+	    conf->harvest_ipv6_prefix, &key) == -1 ||
+	    rg_hv_key_format(&key, p, sizeof(p)) == -1) {
+		rg_error_set(err, "harvest unblock: '%s' is not an IP address "
+		    "or ADDRESS/LENGTH", what);
+		return -1;
+	}
+	if (state == NULL || state[0] == '\0') {
+		rg_error_set(err, "harvest: state is memory only (state = ): "
+		    "restart the daemon to lift blocks");
+		return -1;
+	}
+	if (is_redis(state)) {
+#ifdef RG_HAVE_HIREDIS
+		return rg_hv_redis_unblock(state, p, err);
+#else
+		rg_error_set(err, "harvest state '%s': built without hiredis",
+		    state);
+		return -1;
+#endif
+	}
+	return rg_hv_store_unblock(state, &key, err);
+}
+
+void
+rg_harvest_describe(const struct rg_conf *conf, FILE *out)
+{
+	const char	*state = conf->harvest_state;
+
+	fprintf(out, "harvest: max_unknown=%" PRIu64 " window=%" PRIu64
+	    "s block_time=%" PRIu64 "s max_unknown_per_session=%" PRIu64
+	    " ipv4_prefix=%d ipv6_prefix=%d action=%s\n",
+	    conf->harvest_max_unknown, conf->harvest_window_ms / 1000,
+	    conf->harvest_block_time_ms / 1000,
+	    conf->harvest_max_unknown_per_session, conf->harvest_ipv4_prefix,
+	    conf->harvest_ipv6_prefix,
+	    conf->harvest_action == RG_HARVEST_REJECT ? "reject" : "tempfail");
+	fprintf(out, "harvest: state=%s tarpit=%" PRIu64 "ms tarpit_max=%"
+	    PRIu64 "ms tarpit_sessions=%" PRIu64 " exempt=%zu networks"
+	    " block_allows_postmaster=%s max_clients=%" PRIu64 "\n",
+	    state == NULL || state[0] == '\0' ? "(memory only)" : state,
+	    conf->harvest_tarpit_ms, conf->harvest_tarpit_max_ms,
+	    conf->harvest_tarpit_sessions, conf->harvest_exempt.n,
+	    conf->harvest_block_allows_postmaster ? "yes" : "no",
+	    conf->harvest_max_clients);
+}
