@@ -38,6 +38,7 @@ struct options {
 	int		 verbose;	/* -v */
 	int		 check;		/* -n */
 	int		 test;		/* -t */
+	const char	*harvest;	/* -b list | unblock */
 };
 
 static struct options	opt = { .conf_path = RG_DEFAULT_CONF };
@@ -49,6 +50,8 @@ usage(void)
 	    "usage: rcptgate [-c FILE] [-f] [-p SOCKET] [-u USER] [-P PIDFILE] [-v]\n"
 	    "       rcptgate [-c FILE] -n\n"
 	    "       rcptgate [-c FILE] [-v] -t ADDRESS...\n"
+	    "       rcptgate [-c FILE] -b list\n"
+	    "       rcptgate [-c FILE] -b unblock ADDRESS[/PREFIX]...\n"
 	    "       rcptgate -V\n");
 	exit(EX_USAGE);
 }
@@ -242,6 +245,48 @@ run_test(int argc, char **argv)
 	rg_engine_free(e);
 	rg_runtime_unref(rt);
 	return rejected ? 1 : tempfailed ? EX_TEMPFAIL : EX_OK;
+}
+
+/* -b: list or lift harvest blocks in the state store. */
+static int
+run_harvest(int argc, char **argv)
+{
+	struct rg_conf	*conf;
+	struct rg_error	 err;
+	int		 i, rc = EX_OK, r;
+
+	rg_error_clear(&err);
+	conf = rg_conf_load(opt.conf_path, &err);
+	if (conf == NULL) {
+		print_lines(stderr, "rcptgate: ", err.msg);
+		return EX_CONFIG;
+	}
+	if (strcmp(opt.harvest, "list") == 0 && argc == 0) {
+		if (rg_harvest_list(conf, stdout, &err) != 0) {
+			print_lines(stderr, "rcptgate: ", err.msg);
+			rc = EX_UNAVAILABLE;
+		}
+	} else if (strcmp(opt.harvest, "unblock") == 0 && argc > 0) {
+		for (i = 0; i < argc; i++) {
+			rg_error_clear(&err);
+			r = rg_harvest_unblock(conf, argv[i], &err);
+			if (r < 0) {
+				print_lines(stderr, "rcptgate: ", err.msg);
+				rc = EX_UNAVAILABLE;
+			} else if (r == 0) {
+				fprintf(stderr, "rcptgate: %s: no block or counter\n",
+				    argv[i]);
+				if (rc == EX_OK)
+					rc = 1;
+			} else
+				printf("unblocked %s\n", argv[i]);
+		}
+	} else {
+		rg_conf_unref(conf);
+		usage();
+	}
+	rg_conf_unref(conf);
+	return rc;
 }
 
 /* ---- the daemon ---- */
@@ -465,8 +510,11 @@ main(int argc, char **argv)
 {
 	int	c;
 
-	while ((c = getopt(argc, argv, "c:fp:u:P:vntVh")) != -1) {
+	while ((c = getopt(argc, argv, "b:c:fp:u:P:vntVh")) != -1) {
 		switch (c) {
+		case 'b':
+			opt.harvest = optarg;
+			break;
 		case 'c':
 			opt.conf_path = optarg;
 			break;
@@ -500,8 +548,8 @@ main(int argc, char **argv)
 	}
 	argc -= optind;
 	argv += optind;
-	if ((opt.check && opt.test) || (opt.test && argc == 0) ||
-	    (!opt.test && argc > 0))
+	if (opt.check + opt.test + (opt.harvest != NULL) > 1 ||
+	    (opt.test && argc == 0) || (!opt.test && !opt.harvest && argc > 0))
 		usage();
 
 	rg_log_init("rcptgate", opt.foreground || opt.check || opt.test,
@@ -510,5 +558,7 @@ main(int argc, char **argv)
 		return run_check();
 	if (opt.test)
 		return run_test(argc, argv);
+	if (opt.harvest != NULL)
+		return run_harvest(argc, argv);
 	return run_daemon();
 }
