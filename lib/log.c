@@ -10,6 +10,7 @@
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <syslog.h>
 #include <time.h>
@@ -28,7 +29,9 @@ void
 rg_log_init(const char *ident, int to_stderr, enum rg_log_level level)
 {
 	log_ident = ident;
-	log_stderr = to_stderr;
+	/* Under systemd, stderr goes to the journal, which gets syslog too:
+	 * one copy is enough. */
+	log_stderr = to_stderr && getenv("JOURNAL_STREAM") == NULL;
 	atomic_store(&log_level, (int)level);
 	openlog(ident, LOG_PID | LOG_NDELAY, LOG_MAIL);
 }
@@ -107,13 +110,14 @@ rg_err(const char *fmt, ...)
 void
 rg_warn(const char *fmt, ...)
 {
-	char	buf[128];
-	int	saved = errno;
-	va_list	ap;
+	char		 buf[128];
+	const char	*text;
+	int		 saved = errno;
+	va_list		 ap;
 
-	strerror_r(saved, buf, sizeof(buf));
+	text = strerror_r(saved, buf, sizeof(buf));	/* GNU: may not use buf */
 	va_start(ap, fmt);
-	log_write(RG_LOG_WARNING, buf, fmt, ap);
+	log_write(RG_LOG_WARNING, text, fmt, ap);
 	va_end(ap);
 	errno = saved;
 }
