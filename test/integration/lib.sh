@@ -21,12 +21,19 @@ rg_setup() {
 	T=$(mktemp -d /tmp/rg-test.XXXXXX)
 	chmod 755 "$T"
 	: >"$T/postfix-instances"
+	# Sanitizer builds (ASan, UBSan, TSan) write their reports here, from
+	# the daemon and from every -t/-n run, instead of to a stderr that
+	# the test may swallow; rg_cleanup fails the test if any appears.
+	mkdir -m 1777 "$T/sanitizer"
+	export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}log_path=$T/sanitizer/asan"
+	export UBSAN_OPTIONS="${UBSAN_OPTIONS:+$UBSAN_OPTIONS:}log_path=$T/sanitizer/ubsan"
+	export TSAN_OPTIONS="${TSAN_OPTIONS:+$TSAN_OPTIONS:}log_path=$T/sanitizer/tsan"
 	trap rg_cleanup EXIT
 	trap 'exit 130' INT TERM
 }
 
 rg_cleanup() {
-	local name
+	local rc=$? name pid i alive
 	rg_stop_rcptgate
 	while read -r name; do
 		[ -n "$name" ] && postfix -c "$T/$name" stop >/dev/null 2>&1
@@ -35,12 +42,37 @@ rg_cleanup() {
 		while read -r pid; do
 			kill "$pid" 2>/dev/null
 		done <"$T/pids"
+		# Let them exit (and write any sanitizer report): at most 10 s.
+		for ((i = 0; i < 100; i++)); do
+			alive=0
+			while read -r pid; do
+				kill -0 "$pid" 2>/dev/null && alive=1
+			done <"$T/pids"
+			[ "$alive" = 1 ] || break
+			sleep 0.1
+		done
 	fi
+	rg_sanitizer_check || rc=1
 	if [ "${RG_KEEP:-0}" = 1 ]; then
 		echo "kept $T"
 	else
 		rm -rf "$T"
 	fi
+	exit "$rc"
+}
+
+# rg_sanitizer_check: print every sanitizer report of this test; non-zero
+# if there is one (a leak, overflow, data race or undefined behaviour in
+# any rcptgate process the test ran).
+rg_sanitizer_check() {
+	local f bad=0
+	for f in "$T"/sanitizer/*; do
+		[ -s "$f" ] || continue
+		echo "FAIL - sanitizer report ${f##*/}:"
+		head -n 100 "$f"
+		bad=1
+	done
+	return "$bad"
 }
 
 # rg_track PID: kill PID at exit.
@@ -256,4 +288,41 @@ rg_write_conf() {
 	for line in "$@"; do
 		echo "$line" >>"$file"
 	done
+}
+
+# ---- fault-injection and load helpers (t_fault_*.sh, test/load/) ----
+
+# rg_threads PID: the number of threads of PID (0 if it is gone).
+rg_threads() {
+	awk '/^Threads:/ { print $2; f = 1 } END { if (!f) print 0 }' \
+	    "/proc/$1/status" 2>/dev/null || echo 0
+}
+
+# rg_burst PORT ADDRFILE OUT [smtpload.py options...]: concurrent SMTP
+# sessions recording every RCPT answer in OUT; prints the summary line.
+rg_burst() {
+	"$RG_PY" "$RG_SOURCE_DIR/test/load/smtpload.py" "$@"
+}
+
+# rg_judge OUT KNOWNFILE: count the RCPT answers of OUT by class, as
+# "known_250=N known_451=N known_550=N known_other=N unknown_250=N ...".
+rg_judge() {
+	awk 'NR == FNR { known[$1] = 1; next }
+	    $1 == "RCPT" {
+		cls = ($2 in known) ? "known" : "unknown"
+		code = ($3 == 250 || $3 == 451 || $3 == 550) ? $3 : "other"
+		n[cls "_" code]++
+	    }
+	    END {
+		split("known unknown", c, " "); split("250 451 550 other", k, " ")
+		for (i = 1; i <= 2; i++) for (j = 1; j <= 4; j++)
+			printf "%s_%s=%d ", c[i], k[j], n[c[i] "_" k[j]]
+		print ""
+	    }' "$2" "$1"
+}
+
+# rg_field NAME LINE: the value of NAME=VALUE in LINE.
+rg_field() {
+	local re="(^| )$1=([^ ]*)"
+	[[ $2 =~ $re ]] && echo "${BASH_REMATCH[2]}" || echo ""
 }
