@@ -1,0 +1,204 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# End to end: smtp-source through private Postfix instances, one per
+# configuration, all running at once so rounds can be interleaved (every
+# configuration gets one run per round; medians printed, with the ratio to
+# configuration a measured in the same rounds):
+#   a  Postfix alone (no milter, no recipient map)
+#   b  Postfix's own local_recipient_maps = sqlite: on the same table
+#   c  rcptgate (SQLite backend) on a unix socket
+#   d  rcptgate (SQLite backend) on TCP
+#   e  Postfix's own local_recipient_maps = ldap: on a 100k-entry slapd
+#   f  rcptgate's LDAP backend on the same slapd
+# The SQLite table has 1,000,000 filler rows plus every recipient sent.
+# Each round uses its own recipient base (rN@example.com), so unique
+# recipients (-N) are never in rcptgate's cache from an earlier round.
+#
+#   E2E_CONFIGS="a c d" E2E_ROUNDS=3 E2E_MESSAGES=2000 E2E_SESSIONS=10 \
+#   E2E_RCPTS=5 E2E_UNIQUE="0 1" test/bench/e2e_postfix.sh
+#
+# Output lines: "e2e MODE CONF msgs/s ratio_to_a errors=N". Not part of
+# ctest: a benchmark only reports. Needs root (Postfix), postfix-sqlite
+# and postfix-ldap for b and e.
+set -u
+: "${RG_SOURCE_DIR:=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}"
+. "$RG_SOURCE_DIR/test/integration/lib.sh"
+. "$RG_SOURCE_DIR/test/integration/lib_slapd.sh"
+rg_setup
+
+CONFIGS=${E2E_CONFIGS:-a b c d e f}
+ROUNDS=${E2E_ROUNDS:-3}
+M=${E2E_MESSAGES:-2000}
+S=${E2E_SESSIONS:-10}
+R=${E2E_RCPTS:-5}
+UNIQUE=${E2E_UNIQUE:-0 1}
+NUSERS=${E2E_LDAP_USERS:-100000}
+FILLER=${E2E_TABLE_ROWS:-1000000}
+SRC=(smtp-source -s "$S" -m "$M" -r "$R" -M client.example.test
+    -f sender@example.net)
+[ "$ROUNDS" -ge 1 ] && [ "$ROUNDS" -le 15 ] || { echo "rounds 1..15" >&2; exit 2; }
+
+want() { [[ " $CONFIGS " == *" $1 "* ]]; }
+
+# Every recipient any round sends: rN@example.com and KrN@example.com.
+rcpt_list() {
+	local r
+	for ((r = 0; r <= ROUNDS; r++)); do
+		echo "r$r@example.com"
+		seq -f "%.0fr$r@example.com" 1 $((M * R))
+	done
+}
+
+db=$T/recipients.db
+{
+	echo "PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF;"
+	echo "CREATE TABLE recipients (address TEXT PRIMARY KEY COLLATE NOCASE);"
+	echo "BEGIN;"
+	echo "WITH RECURSIVE c(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM c"
+	echo "  WHERE i + 1 < $FILLER) INSERT INTO recipients"
+	echo "  SELECT 'u' || i || '@example.com' FROM c;"
+	rcpt_list | sed "s/.*/INSERT INTO recipients VALUES ('&');/"
+	echo "COMMIT;"
+} | sqlite3 "$db" >/dev/null || exit 1
+chmod 644 "$db"
+
+if want e || want f; then
+	rg_slapd_init bench || exit 1
+	{
+		rg_slapd_gen_users "$NUSERS"
+		rcpt_list | awk '{ printf "dn: uid=x%d,ou=people,dc=example,dc=com\n", NR
+			printf "objectClass: inetOrgPerson\nuid: x%d\ncn: x\nsn: x\n", NR
+			printf "mail: %s\n\n", $0 }'
+	} >"$T/users.ldif"
+	rg_slapd_load bench "$T/users.ldif" || exit 1
+	rg_slapd_start bench || exit 1
+	ldap_uri=$SLAPD_URI_bench
+	ldap_port=$SLAPD_PORT_bench
+fi
+
+# conf FILE SOCKET BACKEND-LINES...
+conf() {
+	local file=$1 sock=$2
+	shift 2
+	{
+		printf '[milter]\nsocket = %s\nuser =\nsocket_mode = 0666\n' "$sock"
+		printf 'log_level = warning\n[policy]\ndomains = example.com\n'
+		printf 'backends = b\n[harvest]\nmax_unknown = 0\n'
+		printf 'max_unknown_per_session = 0\nstate =\n[backend b]\n'
+		printf '%s\n' "$@"
+	} >"$file"
+}
+
+# start_milter NAME CONF: an rcptgate of our own (lib.sh tracks only one).
+start_milter() {
+	rg_start_rcptgate "$2" || exit 1
+	rg_track "$RG_PID"
+	printf -v "PID_$1" '%s' "$RG_PID"
+	RG_PID=
+}
+
+declare -A MILTER EXTRA
+for c in $CONFIGS; do
+	MILTER[$c]=
+	EXTRA[$c]="local_recipient_maps ="
+done
+if want c; then
+	conf "$T/c.conf" "unix:$T/c.sock" "type = sqlite" "path = $db"
+	start_milter c "$T/c.conf"
+	MILTER[c]="unix:$T/c.sock"
+fi
+if want d; then
+	mport=$(rg_free_port)
+	conf "$T/d.conf" "inet:$mport@127.0.0.1" "type = sqlite" "path = $db"
+	start_milter d "$T/d.conf"
+	MILTER[d]="inet:127.0.0.1:$mport"
+fi
+if want f; then
+	conf "$T/f.conf" "unix:$T/f.sock" "type = ldap" "uri = $ldap_uri" \
+	    "base = dc=example,dc=com"
+	start_milter f "$T/f.conf"
+	MILTER[f]="unix:$T/f.sock"
+fi
+if want b; then
+	printf 'dbpath = %s\nquery = SELECT address FROM recipients WHERE address = '"'"'%%s'"'"'\n' \
+	    "$db" >"$T/pf-sqlite.cf"
+	EXTRA[b]="local_recipient_maps = sqlite:$T/pf-sqlite.cf"
+fi
+if want e; then
+	cat >"$T/pf-ldap.cf" <<-EOT
+		server_host = ldap://127.0.0.1:$ldap_port
+		search_base = dc=example,dc=com
+		query_filter = (mail=%s)
+		result_attribute = mail
+		bind = no
+		version = 3
+	EOT
+	EXTRA[e]="local_recipient_maps = ldap:$T/pf-ldap.cf"
+fi
+for c in $CONFIGS; do
+	rg_start_postfix "pf$c" "${MILTER[$c]}" "${EXTRA[$c]}" \
+	    "mydestination = example.com" "smtpd_milters = ${MILTER[$c]}" ||
+		exit 1
+done
+
+# drain NAME: wait (at most 60 s) until the queue is empty.
+drain() {
+	local d=$T/$1/spool i
+	for ((i = 0; i < 600; i++)); do
+		[ -z "$(find "$d/incoming" "$d/active" "$d/maildrop" -type f \
+		    2>/dev/null | head -n1)" ] && return 0
+		sleep 0.1
+	done
+	echo "# queue of $1 did not drain" >&2
+}
+
+# run CONF ROUND UNIQUE: one smtp-source run; prints msgs/s, counts errors.
+run() {
+	local c=$1 r=$2 u=$3 port t0 t1 errs var
+	var=PORT_pf$c
+	port=${!var}
+	t0=$(date +%s.%N)
+	"${SRC[@]}" ${u:+-N} -t "r$r@example.com" "127.0.0.1:$port" \
+	    >"$T/src.out" 2>&1
+	t1=$(date +%s.%N)
+	errs=$(grep -c . "$T/src.out")
+	echo "$errs" >>"$T/errs.$c"	# run is called in $(...)
+	[ "$errs" -gt 0 ] && head -n 2 "$T/src.out" | sed "s/^/# $c: /" >&2
+	drain "pf$c"
+	echo "$M $t0 $t1" | awk '{ printf "%.1f\n", $1 / ($3 - $2) }'
+}
+
+median() { sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+
+# Warm up every instance (smtpd processes, milter threads, slapd cache).
+for c in $CONFIGS; do
+	var=PORT_pf$c
+	smtp-source -s "$S" -m 100 -r "$R" -M client.example.test \
+	    -f sender@example.net -t r0@example.com "127.0.0.1:${!var}" \
+	    >/dev/null 2>&1
+	drain "pf$c"
+done
+
+echo "# e2e_postfix: smtp-source -s $S -m $M -r $R, $ROUNDS interleaved" \
+    "rounds, medians; load shared with other work on $(nproc) cores"
+for u in $UNIQUE; do
+	mode=repeat
+	[ "$u" = 1 ] && mode=unique
+	declare -A RATES=()
+	rm -f "$T"/errs.*
+	for ((r = 1; r <= ROUNDS; r++)); do
+		for c in $CONFIGS; do
+			x=$(run "$c" "$r" "$([ "$u" = 1 ] && echo 1)")
+			RATES[$c]="${RATES[$c]:-} $x"
+		done
+	done
+	base=
+	for c in $CONFIGS; do
+		med=$(printf '%s\n' ${RATES[$c]} | median)
+		[ -z "$base" ] && [ "$c" = a ] && base=$med
+		ratio=$(awk -v x="$med" -v b="${base:-0}" \
+		    'BEGIN { if (b > 0) printf "%.2f", x / b; else print "-" }')
+		echo "e2e $mode $c $med msgs/s x_a $ratio errors=$(awk '{ n += $1 } END { print n + 0 }' "$T/errs.$c" 2>/dev/null) rounds:${RATES[$c]}"
+	done
+done
+exit 0
