@@ -662,6 +662,7 @@ struct rg_harvest *
 rg_harvest_new(const struct rg_conf *conf, struct rg_error *err)
 {
 	struct rg_harvest	*h;
+	struct hv_limits	*lim;
 	size_t			 nb;
 	uint64_t		 maxc = conf->harvest_max_clients;
 
@@ -687,10 +688,13 @@ rg_harvest_new(const struct rg_conf *conf, struct rg_error *err)
 			goto fail;
 		}
 	}
-	if ((h->lim = limits_new(conf)) == NULL) {
+	/* Through a plain pointer: clang 14 refuses to compare the value
+	 * of an assignment to an _Atomic object (the RG_FUZZ build). */
+	if ((lim = limits_new(conf)) == NULL) {
 		rg_error_set(err, "harvest: out of memory");
 		goto fail;
 	}
+	atomic_store(&h->lim, lim);
 	if (harvest_open_state(h, conf, err) == -1)
 		goto fail;
 	return h;
