@@ -356,7 +356,7 @@ log_block(const struct rg_hv_key *exact, const struct rg_hv_key *key,
 	if (exact != NULL)
 		inet_ntop(exact->family, exact->addr, c, sizeof(c));
 	rg_hv_key_format(key, p, sizeof(p));
-	rg_hv_wall_format(rg_hv_wall_ms() + block_left_ms, u, sizeof(u));
+	rg_hv_wall_format(rg_wall_ms() + block_left_ms, u, sizeof(u));
 	rg_info("harvest: block client=%s prefix=%s count=%" PRIu64
 	    " window=%" PRIu64 "s until=%s reason=%s", c, p, count,
 	    window_ms / 1000, u, reason);
@@ -404,7 +404,7 @@ store_warn(struct rg_harvest *h, const char *what, const char *msg)
 struct load_ctx {
 	struct rg_harvest	*h;
 	uint64_t		 mono;	/* rg_now_ms at load */
-	uint64_t		 wall;	/* rg_hv_wall_ms at load */
+	uint64_t		 wall;	/* rg_wall_ms at load */
 };
 
 static uint64_t
@@ -484,7 +484,7 @@ flush(struct rg_harvest *h)
 {
 	struct rg_hv_row	*rows = NULL;
 	size_t			 n = 0, cap = 0;
-	uint64_t		 mono = rg_now_ms(), wall = rg_hv_wall_ms();
+	uint64_t		 mono = rg_now_ms(), wall = rg_wall_ms();
 	struct rg_error		 err;
 
 	for (int i = 0; i < NSHARDS; i++) {
@@ -560,7 +560,7 @@ store_cycle(struct rg_harvest *h, bool final)
 	flush(h);
 	if (now >= h->next_purge || final) {
 		h->next_purge = now + PURGE_MS;
-		if (rg_hv_store_purge(h->store, rg_hv_wall_ms(), &err) == -1)
+		if (rg_hv_store_purge(h->store, rg_wall_ms(), &err) == -1)
 			store_warn(h, "purge", err.msg);
 	}
 }
@@ -634,7 +634,7 @@ harvest_open_state(struct rg_harvest *h, const struct rg_conf *conf,
 	} else {
 		c.h = h;
 		c.mono = rg_now_ms();
-		c.wall = rg_hv_wall_ms();
+		c.wall = rg_wall_ms();
 		if (rg_hv_store_load(h->store, c.wall, h->cap * NSHARDS,
 		    load_row, &c, &e2) == -1)
 			store_warn(h, "load", e2.msg);

@@ -322,7 +322,7 @@ rg_hv_redis_list(const char *url, FILE *out, struct rg_error *err)
 	redisReply	*scan = NULL;
 	char		 cursor[32] = "0";
 	int		 ret = -1, rounds = 0;
-	uint64_t	 wall = rg_hv_wall_ms();
+	uint64_t	 wall = rg_wall_ms();
 
 	if ((c = tool_connect(url, err)) == NULL)
 		return -1;

@@ -24,6 +24,7 @@
 #include <time.h>
 
 #include "harvest_store.h"
+#include "rg_time.h"
 
 #define STORE_BUSY_MS	2000
 #define LIFT_KEEP_MS	(3600 * 1000ULL)	/* journal of lifts kept 1h */
@@ -183,15 +184,6 @@ rg_hv_key_parse(const char *s, int v4prefix, int v6prefix,
 	key->prefix = (uint8_t)(plen >= 0 ? plen : v6prefix);
 	mask_bytes(key->addr, 16, key->prefix);
 	return 0;
-}
-
-uint64_t
-rg_hv_wall_ms(void)
-{
-	struct timespec	ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
 void
@@ -447,7 +439,7 @@ rg_hv_store_list(const char *path, FILE *out, struct rg_error *err)
 {
 	sqlite3		*db;
 	sqlite3_stmt	*q = NULL;
-	uint64_t	 now = rg_hv_wall_ms();
+	uint64_t	 now = rg_wall_ms();
 	int		 rc, ret = -1;
 
 	if ((db = db_open(path, SQLITE_OPEN_READONLY, err)) == NULL)
@@ -525,7 +517,7 @@ rg_hv_store_unblock(const char *path, const struct rg_hv_key *key,
 		goto rollback;
 	}
 	sqlite3_bind_text(q, 1, p, -1, SQLITE_TRANSIENT);
-	sqlite3_bind_int64(q, 2, i64(rg_hv_wall_ms()));
+	sqlite3_bind_int64(q, 2, i64(rg_wall_ms()));
 	if (sqlite3_step(q) != SQLITE_DONE) {
 		db_fail(st->db, err, "unblock");
 		goto rollback;

@@ -53,9 +53,6 @@ int	rg_hv_key_format(const struct rg_hv_key *, char *buf, size_t len);
 int	rg_hv_key_parse(const char *s, int v4prefix, int v6prefix,
 	    struct rg_hv_key *key);
 
-/* Wall-clock milliseconds (CLOCK_REALTIME), for what outlives a boot. */
-uint64_t rg_hv_wall_ms(void);
-
 /* "2024-05-01T12:00:00Z" for wall ms. */
 void	rg_hv_wall_format(uint64_t wall_ms, char *buf, size_t len);
 

@@ -7,13 +7,25 @@
 
 #include "rg_time.h"
 
-uint64_t
-rg_now_ms(void)
+static uint64_t
+clock_ms(clockid_t id)
 {
 	struct timespec	ts;
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
+	clock_gettime(id, &ts);
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+uint64_t
+rg_now_ms(void)
+{
+	return clock_ms(CLOCK_MONOTONIC);
+}
+
+uint64_t
+rg_wall_ms(void)
+{
+	return clock_ms(CLOCK_REALTIME);
 }
 
 uint64_t

@@ -10,6 +10,10 @@
 /* CLOCK_MONOTONIC in milliseconds. Never blocks. */
 uint64_t	rg_now_ms(void);
 
+/* CLOCK_REALTIME in milliseconds: for state that outlives the process
+ * (harvest blocks stored on disk or in Redis). */
+uint64_t	rg_wall_ms(void);
+
 /* Milliseconds left until deadline (0 if passed). */
 uint64_t	rg_ms_left(uint64_t deadline_ms);
 

@@ -115,6 +115,22 @@ is_space(char c)
 	    c == '\v' || c == '\f';
 }
 
+/* [p, end) into tok (TOKEN_MAX bytes); too long is an error, not a cut. */
+static int
+copy_field(char *tok, const char *p, const char *end, char *why,
+    size_t whylen)
+{
+	size_t	n = (size_t)(end - p);
+
+	if (n >= TOKEN_MAX) {
+		errf(why, whylen, "first field too long");
+		return -1;
+	}
+	memcpy(tok, p, n);
+	tok[n] = '\0';
+	return 0;
+}
+
 /*
  * The first field of line into tok (TOKEN_MAX bytes): a CSV quoted field
  * ("" is a quote), an RFC 5321 quoted local part ("a b"@d, kept whole),
@@ -135,14 +151,7 @@ first_field(const char *p, char *tok, char *why, size_t whylen)
 			for (q += 2; *q != '\0' && *q != ',' && !is_space(*q);
 			    q++)
 				;
-			n = (size_t)(q - p);
-			if (n >= TOKEN_MAX) {
-				errf(why, whylen, "first field too long");
-				return -1;
-			}
-			memcpy(tok, p, n);
-			tok[n] = '\0';
-			return 0;
+			return copy_field(tok, p, q, why, whylen);
 		}
 		/* A CSV quoted field. */
 		for (q = p + 1;; q++) {
@@ -173,14 +182,7 @@ first_field(const char *p, char *tok, char *why, size_t whylen)
 	}
 	for (q = p; *q != '\0' && *q != ',' && !is_space(*q); q++)
 		;
-	n = (size_t)(q - p);
-	if (n >= TOKEN_MAX) {
-		errf(why, whylen, "first field too long");
-		return -1;
-	}
-	memcpy(tok, p, n);
-	tok[n] = '\0';
-	return 0;
+	return copy_field(tok, p, q, why, whylen);
 }
 
 enum rg_table_line
