@@ -393,6 +393,41 @@ entry_check(struct rg_cache *c, struct shard *s, struct entry *e,
 	return false;
 }
 
+bool
+rg_cache_peek_found(struct rg_cache *c, const char *key, uint64_t now_ms,
+    struct rg_cache_answer *ans)
+{
+	struct shard	*s;
+	struct entry	*e;
+	uint64_t	 h, age;
+	size_t		 len = key_len(key);
+	bool		 hit = false;
+
+	memset(ans, 0, sizeof(*ans));
+	ans->result = RG_TEMPFAIL;
+	if (len == 0 || atomic_load_explicit(&c->size,
+	    memory_order_relaxed) == 0)
+		return false;
+	h = siphash24(c->sipkey, key, len);
+	s = shard_of(c, h);
+	pthread_mutex_lock(&s->mu);
+	e = entry_find(s, h, key, len);
+	if (e != NULL && e->result == RG_FOUND) {
+		age = now_ms > e->stored_at ? now_ms - e->stored_at : 0;
+		if (age < atomic_load_explicit(&c->positive_ttl,
+		    memory_order_relaxed)) {
+			ans->result = RG_FOUND;
+			memcpy(ans->backend, e->backend, RG_NAME_MAX);
+			ans->generation = e->generation;
+			lru_touch(s, e);
+			s->hits++;
+			hit = true;
+		}
+	}
+	pthread_mutex_unlock(&s->mu);
+	return hit;
+}
+
 static void
 abs_timespec(uint64_t deadline_ms, struct timespec *ts)
 {

@@ -71,6 +71,15 @@ enum rg_cache_status rg_cache_begin(struct rg_cache *, const char *key,
 	    struct rg_cache_answer *ans);
 
 /*
+ * A fresh positive answer for key, if there is one (a HIT, counted as
+ * such); false otherwise, with no in-flight marker placed: then call
+ * rg_cache_begin. Positive entries do not depend on the data generation,
+ * so the common case (a known recipient seen recently) needs none.
+ */
+bool	rg_cache_peek_found(struct rg_cache *, const char *key,
+	    uint64_t now_ms, struct rg_cache_answer *ans);
+
+/*
  * End the lookup started by a RG_CACHE_MISS: store found/notfound (with
  * backend name and generation), never RG_TEMPFAIL/RG_CONFIG, and wake
  * the waiters with result either way.

@@ -523,6 +523,14 @@ rg_decide(struct rg_engine *e, struct rg_runtime *rt, struct rg_client *cl,
 
 	v->checked = true;
 	deadline = now + p->deadline_ms;
+	/* Known and seen recently: no generation check (stat) needed. */
+	if (rg_cache_peek_found(e->cache, a.address, now, &ans)) {
+		set_by(v, "cache", "found");
+		trace_append(v, "cache: %s -> found (from %s)", a.address,
+		    ans.backend);
+		atomic_fetch_add(&e->accepted, 1);
+		return;
+	}
 	gen = policy_generation(rt, p);
 	switch (rg_cache_begin(e->cache, a.address, gen, now, deadline, &ans)) {
 	case RG_CACHE_HIT:

@@ -658,11 +658,37 @@ test_shared_tempfail_stale(void **state)
 	rg_cache_free(c);
 }
 
+/* rg_cache_peek_found: fresh positives only, and no in-flight marker. */
+static void
+test_peek_found(void **state)
+{
+	struct rg_cache		*c = mk(100, POS, NEG, STALE);
+	struct rg_cache_answer	 a;
+
+	(void)state;
+	assert_false(rg_cache_peek_found(c, "none@d", 10, &a));
+	put(c, "yes@d", RG_FOUND, 1, 10);
+	put(c, "no@d", RG_NOTFOUND, 1, 10);
+	assert_true(rg_cache_peek_found(c, "yes@d", 10 + POS - 1, &a));
+	assert_int_equal(a.result, RG_FOUND);
+	assert_string_equal(a.backend, "b1");
+	assert_false(rg_cache_peek_found(c, "yes@d", 10 + POS, &a));
+	assert_false(rg_cache_peek_found(c, "no@d", 11, &a));
+	/* a miss of the peek leaves nothing in flight: begin owns the key */
+	assert_false(rg_cache_peek_found(c, "new@d", 11, &a));
+	assert_int_equal(rg_cache_begin(c, "new@d", 1, 11, rg_now_ms() + 50, &a),
+	    RG_CACHE_MISS);
+	rg_cache_finish(c, "new@d", RG_FOUND, "b1", 1, 11);
+	assert_true(rg_cache_peek_found(c, "new@d", 12, &a));
+	rg_cache_free(c);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_hit_miss),
+		cmocka_unit_test(test_peek_found),
 		cmocka_unit_test(test_ttl),
 		cmocka_unit_test(test_drop_negatives),
 		cmocka_unit_test(test_failures_not_stored),
