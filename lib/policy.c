@@ -332,22 +332,27 @@ trace_append(struct rg_verdict *v, const char *fmt, ...)
  * backend finds it; it is unknown only if every backend answered that it
  * is not there; otherwise (a backend failed and none found it) tempfail.
  */
+/* One key to ask a backend for, and what finding it means. */
+struct candidate {
+	const char	*key;
+	const char	*local;
+	const char	*why;
+};
+
 static enum rg_result
 lookup_backends(struct rg_runtime *rt, const struct rg_policy *p,
     const struct rg_addr *a, uint64_t deadline, struct rg_verdict *v,
     bool want_trace)
 {
-	char		 nosub[RG_PATH_MAX + 1], catchall[RG_DOMAIN_MAX + 2];
-	char		 nosub_local[RG_PATH_MAX + 1];
-	const char	*keys[3], *locals[3], *why[3] = { "found", "subaddress",
-			    "catch-all" };
-	char		 tr[256];
-	struct rg_error	 err;
-	size_t		 nkeys = 0, i, k;
-	bool		 failed = false;
+	char			 nosub[RG_PATH_MAX + 1], catchall[RG_DOMAIN_MAX + 2];
+	char			 nosub_local[RG_PATH_MAX + 1];
+	char			 tr[256], why[256];
+	struct candidate	 cand[3];
+	struct rg_error		 err;
+	size_t			 n = 0, i, k;
+	bool			 failed = false;
 
-	keys[nkeys] = a->address;
-	locals[nkeys++] = a->local;
+	cand[n++] = (struct candidate){ a->address, a->local, "found" };
 	if (p->subaddress_delimiter[0] != '\0' &&
 	    rg_addr_strip_subaddress(a, p->subaddress_delimiter, nosub,
 	    sizeof(nosub))) {
@@ -355,22 +360,20 @@ lookup_backends(struct rg_runtime *rt, const struct rg_policy *p,
 
 		snprintf(nosub_local, sizeof(nosub_local), "%.*s",
 		    (int)(at ? at - nosub : 0), nosub);
-		keys[nkeys] = nosub;
-		locals[nkeys++] = nosub_local;
-	} else
-		why[1] = why[2];
+		cand[n++] = (struct candidate){ nosub, nosub_local, "subaddress" };
+	}
 	snprintf(catchall, sizeof(catchall), "@%s", a->domain);
-	keys[nkeys] = catchall;
-	locals[nkeys++] = "";
+	cand[n++] = (struct candidate){ catchall, "", "catch-all" };
 
 	for (i = 0; i < p->backends.n; i++) {
 		struct rg_backend *b = runtime_backend(rt, p, i);
 
-		for (k = 0; k < nkeys; k++) {
-			struct rg_query	q = { keys[k], locals[k], a->domain,
-					    deadline, NULL, 0 };
+		for (k = 0; k < n; k++) {
+			struct rg_query	q = { cand[k].key, cand[k].local,
+					    a->domain, deadline, NULL, 0 };
 			enum rg_result	r;
 
+			/* Out of time: no backend is worth asking now. */
 			if (rg_now_ms() >= deadline) {
 				failed = true;
 				set_by(v, b->name, "deadline");
@@ -385,21 +388,24 @@ lookup_backends(struct rg_runtime *rt, const struct rg_policy *p,
 			r = rg_backend_lookup(b, &q, &err);
 			if (want_trace) {
 				trace_append(v, "%s%s: %s", v->trace[0] ? "; " : "",
-				    b->name, keys[k]);
+				    b->name, cand[k].key);
 				trace_append(v, " -> %s%s%s", rg_result_str(r),
 				    tr[0] ? " " : "", tr);
 			}
 			if (r == RG_FOUND) {
-				set_by(v, b->name, why[k]);
+				set_by(v, b->name, cand[k].why);
 				return RG_FOUND;
 			}
 			if (r == RG_NOTFOUND)
 				continue;
 			failed = true;
 			set_by(v, b->name, "backend failure");
-			rg_log_escape(tr, sizeof(tr), keys[k]);
+			/* The error may quote a server's reply: escape it too. */
+			rg_log_escape(tr, sizeof(tr), cand[k].key);
+			rg_log_escape(why, sizeof(why),
+			    err.msg[0] ? err.msg : rg_result_str(r));
 			rg_warnx("backend %s: lookup of <%s> failed: %s", b->name,
-			    tr, err.msg[0] ? err.msg : rg_result_str(r));
+			    tr, why);
 			break;
 		}
 	}
