@@ -37,10 +37,10 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <time.h>
 
 #include "cache.h"
+#include "hash.h"
 #include "log.h"
 #include "rg_time.h"
 
@@ -109,59 +109,6 @@ struct rg_cache {
 	alignas(64) _Atomic uint64_t stale_used;
 	_Atomic uint64_t	 misses_nocache; /* disabled, long key */
 };
-
-/* SipHash-2-4 (Aumasson, Bernstein), 64-bit output. */
-#define ROTL(x, b)	(uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
-#define SIPROUND do {							\
-	v0 += v1; v1 = ROTL(v1, 13); v1 ^= v0; v0 = ROTL(v0, 32);	\
-	v2 += v3; v3 = ROTL(v3, 16); v3 ^= v2;				\
-	v0 += v3; v3 = ROTL(v3, 21); v3 ^= v0;				\
-	v2 += v1; v1 = ROTL(v1, 17); v1 ^= v2; v2 = ROTL(v2, 32);	\
-} while (0)
-
-static uint64_t
-load64le(const unsigned char *p)
-{
-	uint64_t	v = 0;
-	int		i;
-
-	for (i = 7; i >= 0; i--)
-		v = (v << 8) | p[i];
-	return v;
-}
-
-static uint64_t
-siphash24(const uint64_t k[2], const void *data, size_t len)
-{
-	const unsigned char *p = data;
-	uint64_t	v0 = 0x736f6d6570736575ULL ^ k[0];
-	uint64_t	v1 = 0x646f72616e646f6dULL ^ k[1];
-	uint64_t	v2 = 0x6c7967656e657261ULL ^ k[0];
-	uint64_t	v3 = 0x7465646279746573ULL ^ k[1];
-	uint64_t	m, b = (uint64_t)len << 56;
-	size_t		i, left = len & 7;
-
-	for (i = 0; i + 8 <= len; i += 8) {
-		m = load64le(p + i);
-		v3 ^= m;
-		SIPROUND;
-		SIPROUND;
-		v0 ^= m;
-	}
-	for (m = 0; left > 0; left--)
-		m |= (uint64_t)p[i + left - 1] << (8 * (left - 1));
-	b |= m;
-	v3 ^= b;
-	SIPROUND;
-	SIPROUND;
-	v0 ^= b;
-	v2 ^= 0xff;
-	SIPROUND;
-	SIPROUND;
-	SIPROUND;
-	SIPROUND;
-	return v0 ^ v1 ^ v2 ^ v3;
-}
 
 /* Key length, or 0 when the key cannot be cached (NULL, empty, too long). */
 static size_t
@@ -408,7 +355,7 @@ rg_cache_peek_found(struct rg_cache *c, const char *key, uint64_t now_ms,
 	if (len == 0 || atomic_load_explicit(&c->size,
 	    memory_order_relaxed) == 0)
 		return false;
-	h = siphash24(c->sipkey, key, len);
+	h = rg_siphash24(c->sipkey, key, len);
 	s = shard_of(c, h);
 	pthread_mutex_lock(&s->mu);
 	e = entry_find(s, h, key, len);
@@ -448,7 +395,6 @@ rg_cache_new(const struct rg_cache_conf *conf)
 {
 	struct rg_cache	*c;
 	unsigned	 i, n;
-	ssize_t		 r;
 	pthread_condattr_t ca;
 
 	/* over-aligned (see stale_used): calloc would not do */
@@ -456,13 +402,7 @@ rg_cache_new(const struct rg_cache_conf *conf)
 	if (c == NULL)
 		return NULL;
 	memset(c, 0, sizeof(*c));
-	r = getrandom(c->sipkey, sizeof(c->sipkey), 0);
-	if (r != (ssize_t)sizeof(c->sipkey)) {
-		/* no entropy source: degrade, still keyed per process */
-		rg_warn("cache: getrandom");
-		c->sipkey[0] = rg_now_ms() ^ (uint64_t)(uintptr_t)c;
-		c->sipkey[1] = (uint64_t)(uintptr_t)&c ^ 0x9e3779b97f4a7c15ULL;
-	}
+	rg_hash_key_init(c->sipkey);
 	n = MAX_SHARDS;
 	if (conf->size > 0)
 		while (n > 1 && conf->size / n < MIN_PER_SHARD)
@@ -605,7 +545,7 @@ rg_cache_begin(struct rg_cache *c, const char *key, uint64_t cur_generation,
 		    memory_order_relaxed);
 		return RG_CACHE_MISS;
 	}
-	h = siphash24(c->sipkey, key, len);
+	h = rg_siphash24(c->sipkey, key, len);
 	s = shard_of(c, h);
 
 	pthread_mutex_lock(&s->mu);
@@ -703,7 +643,7 @@ rg_cache_finish(struct rg_cache *c, const char *key, enum rg_result result,
 
 	if (len == 0)
 		return;
-	h = siphash24(c->sipkey, key, len);
+	h = rg_siphash24(c->sipkey, key, len);
 	s = shard_of(c, h);
 
 	if ((result == RG_FOUND || result == RG_NOTFOUND) &&

@@ -32,10 +32,10 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <time.h>
 
 #include "harvest.h"
+#include "hash.h"
 #include "harvest_store.h"
 #include "log.h"
 #include "rg_time.h"
@@ -101,7 +101,7 @@ struct rg_harvest {
 	_Atomic(struct hv_limits *) lim;
 	/* guards publishing a new limits snapshot (reload only) */
 	pthread_mutex_t		  conf_mu;
-	uint64_t		  seed;
+	uint64_t		  sipkey[2];	/* read-only after new */
 	size_t			  cap;		/* entries per shard */
 	atomic_uint_fast64_t	  tarpit_active;
 	atomic_uint_fast64_t	  blocks;
@@ -188,28 +188,16 @@ is_exempt(const struct hv_limits *l, const struct rg_hv_key *exact)
 
 /* ---- the table ---- */
 
-static uint64_t
-mix64(uint64_t x)
-{
-	x ^= x >> 30;
-	x *= 0xbf58476d1ce4e5b9ULL;
-	x ^= x >> 27;
-	x *= 0x94d049bb133111ebULL;
-	x ^= x >> 31;
-	return x;
-}
-
 /* Keyed, so a flood of chosen addresses cannot crowd one bucket. */
 static uint64_t
 key_hash(const struct rg_harvest *h, const struct rg_hv_key *k)
 {
-	uint64_t	w0, w1, x;
+	unsigned char	buf[sizeof(k->addr) + 2];
 
-	memcpy(&w0, k->addr, 8);
-	memcpy(&w1, k->addr + 8, 8);
-	x = mix64(h->seed ^ w0);
-	x = mix64(x ^ w1);
-	return mix64(x ^ ((uint64_t)k->family << 8 | k->prefix));
+	memcpy(buf, k->addr, sizeof(k->addr));
+	buf[sizeof(k->addr)] = (unsigned char)k->family;
+	buf[sizeof(k->addr) + 1] = k->prefix;
+	return rg_siphash24(h->sipkey, buf, sizeof(buf));
 }
 
 static struct hv_shard *
@@ -670,9 +658,7 @@ rg_harvest_new(const struct rg_conf *conf, struct rg_error *err)
 		rg_error_set(err, "harvest: out of memory");
 		return NULL;
 	}
-	if (getrandom(&h->seed, sizeof(h->seed), GRND_NONBLOCK) !=
-	    (ssize_t)sizeof(h->seed))
-		h->seed = rg_now_ms() ^ (uint64_t)(uintptr_t)h;
+	rg_hash_key_init(h->sipkey);
 	h->cap = (size_t)((maxc + NSHARDS - 1) / NSHARDS);
 	if (h->cap == 0)
 		h->cap = 1;
