@@ -7,22 +7,29 @@
  * unreadable, locked or replaced-under-us file gives RG_TEMPFAIL, never
  * RG_NOTFOUND: the caller must not reject on a failure. It does not cache.
  *
- * Locking: no lock on the hot path. Each thread keeps its own connection
- * per backend instance (SQLITE_OPEN_NOMUTEX, so SQLite takes no mutex
- * either), found through one process-wide pthread key whose value is the
- * head of the thread's list of connections. conns_lock is taken only when
- * a thread creates a connection, when a thread exits and when an instance
- * is closed. One process-wide key rather than one per instance because a
- * pthread_key_delete() does not wait for a destructor already running on
- * an exiting thread: with it, close() could free a connection that an
- * exiting thread is about to touch. Here close() only marks another
- * thread's connection dead (after closing its SQLite handle); the memory
- * always belongs to, and is freed by, the thread that made it.
+ * Locking: no lock shared by all lookups. Lookups run on a small pool
+ * of SQLite connections (SQLITE_OPEN_NOMUTEX, so SQLite takes no mutex
+ * of its own), each under its own mutex: a thread tries the pool slot
+ * it was given first, then any free one, and only waits (until its
+ * deadline) when every connection is busy; a lookup holds one for a few
+ * microseconds. A pool, not a connection per milter thread, so that the
+ * page caches stay few and large (the b-tree's interior pages stay hot)
+ * however many SMTP sessions are open.
+ *
+ * Per thread there is only generation()'s state: a descriptor on the
+ * file and the last stat(), found through one process-wide pthread key
+ * whose value is the head of the thread's list (one entry a backend
+ * instance). conns_lock is taken only when a thread makes an entry,
+ * when a thread exits and when an instance is closed. One process-wide
+ * key rather than one per instance because a pthread_key_delete() does
+ * not wait for a destructor already running on an exiting thread. close()
+ * only marks another thread's entry dead; the memory always belongs to,
+ * and is freed by, the thread that made it.
  *
  * A replaced table (rcptgate-table replace renames a new file over the
  * old) is noticed by a stat() before each lookup: when (st_dev, st_ino)
- * differ from those of the file the connection opened, the thread
- * reopens. So a lookup sees the old table or the new, never half.
+ * differ from those of the file the connection opened, it is
+ * reopened. So a lookup sees the old table or the new, never half.
  *
  * Cost (test/bench/bench_sqlite.c, docs/performance.md): the decision
  * path calls generation() and then up to three lookups per recipient.
@@ -31,9 +38,23 @@
  * of the -wal file; the lookups of the same decision (same millisecond,
  * at most SQ_STAT_REUSE of them) reuse its stat(). No mmap (PRAGMA
  * mmap_size): a table truncated in place under a mapping kills the
- * daemon with SIGBUS (t_fault_sqlite). What remains is SQLite's own
- * per-statement locking and hot-journal check (4 fcntl, 3 stat), needed
- * because rcptgate-table add/remove write the live file in place.
+ * daemon with SIGBUS (t_fault_sqlite).
+ *
+ * Immutable reads. SQLite's own per-statement file locking and
+ * hot-journal check (4 fcntl, 3 stat a lookup) cost three quarters of a
+ * cold lookup. A file rcptgate-table wrote carries its mark
+ * (RG_TABLE_APPLICATION_ID, table.h) and is never written in place,
+ * only replaced by rename(), so it is opened with immutable=1: no locks.
+ * Only when it is in rollback-journal mode, has no -journal file beside
+ * it (a crashed in-place writer) and has not been modified for
+ * SQ_QUIET_MS (another program writing it in place right now); a
+ * connection opened without immutable for that last reason reopens with
+ * it once the file is quiet. Should a program write a marked file in
+ * place after all, the stat() before each lookup sees its size, mtime
+ * or ctime change and the connection reopens, and a "no row" from an immutable
+ * connection is only believed if a second stat() shows the file
+ * unchanged (otherwise the lookup runs again, with locks): an in-place
+ * write can then cost a tempfail, never a wrong 550.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -50,6 +71,7 @@
 #include <sqlite3.h>
 
 #include "backend.h"
+#include "table.h"
 #include "log.h"
 #include "rg_time.h"
 
@@ -60,16 +82,24 @@
 #define SQ_DEFAULT_BUSY_MS	2000
 /* VM steps between two deadline checks of the progress handler. */
 #define SQ_PROGRESS_STEPS	200
-/* Page cache per connection, KiB (negative: SQLite's unit is KiB). */
-#define SQ_CACHE_KIB		"-128"
+/* Page cache per pooled connection, KiB (negative: SQLite's unit is
+ * KiB): the b-tree's interior pages of a 1,000,000-row table and then
+ * some leaves. */
+#define SQ_CACHE_KIB		"-2048"
+/* Bounds of the connection pool (pool_size()). */
+#define SQ_POOL_MIN		4
+#define SQ_POOL_MAX		32
 /* Lookups that may reuse the stat() of the generation() before them. */
 #define SQ_STAT_REUSE		3
+/* A marked file unmodified this long may be read with immutable=1. */
+#define SQ_QUIET_MS		2000
 
 struct sq;
 
-/* One thread's connection to one instance's file. */
-struct sq_conn {
-	struct sq	*owner;		/* valid while !dead */
+/* One pooled SQLite connection to an instance's file. */
+struct sq_db {
+	pthread_mutex_t	 lock;		/* held for a whole lookup */
+	struct sq	*owner;
 	sqlite3		*db;		/* NULL: not open (yet, or failed) */
 	sqlite3_stmt	*stmt;
 	int		 i_address;	/* bind indices, 0 if unused */
@@ -77,7 +107,18 @@ struct sq_conn {
 	int		 i_domain;
 	dev_t		 dev;		/* the file db was opened on */
 	ino_t		 ino;
+	off_t		 size;		/* ... its size, mtime, ctime then */
+	struct timespec	 mtim;
+	struct timespec	 ctim;
+	bool		 immutable;	/* opened with immutable=1 */
+	bool		 upgrade;	/* reopen immutable once quiet */
 	uint64_t	 deadline_ms;	/* of the running lookup; 0 = none */
+};
+
+/* One thread's state for one instance: generation()'s file and stat. */
+struct sq_conn {
+	struct sq	*owner;		/* valid while !dead */
+	unsigned	 slot;		/* the pool connection tried first */
 	int		 gen_fd;	/* generation(): the path's file, or -1 */
 	dev_t		 gen_dev;	/* what gen_fd has open */
 	ino_t		 gen_ino;
@@ -85,7 +126,7 @@ struct sq_conn {
 	unsigned	 st_uses;	/* lookups that reused it */
 	int		 st_errno;	/* its errno, 0 if it succeeded */
 	struct stat	 st;
-	atomic_int	 dead;		/* owner and db closed; thread frees */
+	atomic_int	 dead;		/* owner closed; thread frees */
 	struct sq_conn	*tnext;		/* the owning thread's list */
 	struct sq_conn	*iprev;		/* owner->conns, under conns_lock */
 	struct sq_conn	*inext;
@@ -94,14 +135,21 @@ struct sq_conn {
 struct sq {
 	char		*path;
 	char		*walpath;	/* path + "-wal", for generation() */
+	char		*journalpath;	/* path + "-journal" */
+	char		*uri;		/* path as an immutable=1 URI */
 	char		*query;
 	bool		 custom;	/* query came from the config */
 	struct sq_conn	*conns;		/* every thread's, under conns_lock */
+	struct sq_db	*pool;		/* npool connections */
+	unsigned	 npool;
+	atomic_uint	 next_slot;	/* spreads threads over the pool */
 	atomic_uint_fast64_t lookups;
 	atomic_uint_fast64_t found;
 	atomic_uint_fast64_t notfound;
 	atomic_uint_fast64_t errors;
 	atomic_uint_fast64_t opens;
+	atomic_uint_fast64_t immutable_opens;
+	atomic_uint_fast64_t rechecks;	/* "no row"s looked up again */
 };
 
 /*
@@ -118,14 +166,14 @@ static int		conns_key_error;
 static const char *const sq_keys[] = { "path", "query", NULL };
 
 static void
-conn_close_db(struct sq_conn *c)
+db_close(struct sq_db *d)
 {
-	if (c->stmt != NULL)
-		sqlite3_finalize(c->stmt);
-	if (c->db != NULL)
-		sqlite3_close_v2(c->db);
-	c->stmt = NULL;
-	c->db = NULL;
+	if (d->stmt != NULL)
+		sqlite3_finalize(d->stmt);
+	if (d->db != NULL)
+		sqlite3_close_v2(d->db);
+	d->stmt = NULL;
+	d->db = NULL;
 }
 
 static void
@@ -159,7 +207,6 @@ conns_destroy(void *v)
 	/* Now nobody else can reach them. */
 	for (c = v; c != NULL; c = next) {
 		next = c->tnext;
-		conn_close_db(c);
 		conn_close_gen(c);
 		free(c);
 	}
@@ -214,6 +261,7 @@ conn_get(struct sq *sq, struct rg_error *err)
 		return NULL;
 	}
 	c->owner = sq;
+	c->slot = atomic_fetch_add(&sq->next_slot, 1) % sq->npool;
 	c->gen_fd = -1;
 	c->tnext = head;
 	if (pthread_setspecific(conns_key, c) != 0) {
@@ -233,11 +281,11 @@ conn_get(struct sq *sq, struct rg_error *err)
 
 /* Progress handler: interrupt a statement that runs past the deadline. */
 static int
-conn_progress(void *arg)
+db_progress(void *arg)
 {
-	struct sq_conn	*c = arg;
+	struct sq_db	*d = arg;
 
-	return c->deadline_ms != 0 && rg_now_ms() >= c->deadline_ms;
+	return d->deadline_ms != 0 && rg_now_ms() >= d->deadline_ms;
 }
 
 static bool
@@ -275,59 +323,123 @@ stmt_validate(sqlite3_stmt *stmt, const char **why, const char **bad)
 	return 0;
 }
 
+/* Has the file been left alone for SQ_QUIET_MS? */
+static bool
+quiet(const struct stat *st)
+{
+	uint64_t	mtime_ms;
+
+	mtime_ms = (uint64_t)st->st_mtim.tv_sec * 1000 +
+	    (uint64_t)st->st_mtim.tv_nsec / 1000000;
+	return rg_wall_ms() >= mtime_ms + SQ_QUIET_MS;
+}
+
+/*
+ * Does the file that *st describes carry rcptgate-table's mark, in
+ * rollback-journal mode, with no -journal beside it? Reads its header
+ * through a descriptor checked to be that same inode.
+ */
+static bool
+marked_clean(const struct sq *sq, const struct stat *st)
+{
+	unsigned char	 h[100];
+	struct stat	 fst;
+	uint32_t	 id;
+	bool		 ok = false;
+	int		 fd;
+
+	if ((fd = open(sq->path, O_RDONLY | O_CLOEXEC)) == -1)
+		return false;
+	if (fstat(fd, &fst) == 0 && fst.st_dev == st->st_dev &&
+	    fst.st_ino == st->st_ino &&
+	    pread(fd, h, sizeof(h), 0) == (ssize_t)sizeof(h) &&
+	    memcmp(h, "SQLite format 3", 16) == 0 && h[18] == 1 &&
+	    h[19] == 1) {
+		id = (uint32_t)h[68] << 24 | (uint32_t)h[69] << 16 |
+		    (uint32_t)h[70] << 8 | h[71];
+		ok = id == RG_TABLE_APPLICATION_ID;
+	}
+	close(fd);
+	return ok && access(sq->journalpath, F_OK) == -1 && errno == ENOENT;
+}
+
+/* Must c be reopened before it reads the file *st describes? */
+static bool
+db_stale(const struct sq_db *d, const struct stat *st)
+{
+	if (st->st_dev != d->dev || st->st_ino != d->ino)
+		return true;	/* replaced: read the new file */
+	if (d->immutable)	/* written in place after all */
+		return st->st_size != d->size ||
+		    st->st_mtim.tv_sec != d->mtim.tv_sec ||
+		    st->st_mtim.tv_nsec != d->mtim.tv_nsec ||
+		    st->st_ctim.tv_sec != d->ctim.tv_sec ||
+		    st->st_ctim.tv_nsec != d->ctim.tv_nsec;
+	return d->upgrade && quiet(st);
+}
+
 /*
  * Open c on the file whose stat (taken before the open, so a replace in
  * between only causes one extra reopen) is *st. RG_FOUND on success,
  * RG_CONFIG if the query is wrong for this file, RG_TEMPFAIL otherwise.
  */
 static enum rg_result
-conn_open(struct sq_conn *c, const struct stat *st, uint64_t busy_ms,
+db_open(struct sq_db *d, const struct stat *st, uint64_t busy_ms,
     struct rg_error *err)
 {
-	struct sq	*sq = c->owner;
+	struct sq	*sq = d->owner;
 	const char	*why, *bad;
+	bool		 marked;
 	int		 rc;
 
-	conn_close_db(c);
+	db_close(d);
 	atomic_fetch_add(&sq->opens, 1);
-	rc = sqlite3_open_v2(sq->path, &c->db,
-	    SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL);
+	marked = marked_clean(sq, st);
+	d->immutable = marked && quiet(st);
+	d->upgrade = marked && !d->immutable;
+	if (d->immutable)
+		atomic_fetch_add(&sq->immutable_opens, 1);
+	rc = sqlite3_open_v2(d->immutable ? sq->uri : sq->path, &d->db,
+	    SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX |
+	    (d->immutable ? SQLITE_OPEN_URI : 0), NULL);
 	if (rc != SQLITE_OK) {
 		rg_error_set(err, "sqlite %s: open: %s", sq->path,
-		    c->db != NULL ? sqlite3_errmsg(c->db) :
+		    d->db != NULL ? sqlite3_errmsg(d->db) :
 		    sqlite3_errstr(rc));
-		conn_close_db(c);
+		db_close(d);
 		return RG_TEMPFAIL;
 	}
-	sqlite3_extended_result_codes(c->db, 1);
-	sqlite3_busy_timeout(c->db, (int)(busy_ms > INT32_MAX ? INT32_MAX :
+	sqlite3_extended_result_codes(d->db, 1);
+	sqlite3_busy_timeout(d->db, (int)(busy_ms > INT32_MAX ? INT32_MAX :
 	    busy_ms));
-	sqlite3_progress_handler(c->db, SQ_PROGRESS_STEPS, conn_progress, c);
-	/* One connection per milter thread: SQLite's default 2 MiB page
-	 * cache each made 200 connections 110 MiB; the kernel's page cache
-	 * is shared and a lookup touches a handful of pages. */
-	(void)sqlite3_exec(c->db, "PRAGMA cache_size = " SQ_CACHE_KIB, NULL,
+	sqlite3_progress_handler(d->db, SQ_PROGRESS_STEPS, db_progress, d);
+	/* A few pooled connections, not one a milter thread: with one a
+	 * thread, 200 connections' page caches made 110 MiB. */
+	(void)sqlite3_exec(d->db, "PRAGMA cache_size = " SQ_CACHE_KIB, NULL,
 	    NULL, NULL);
-	rc = sqlite3_prepare_v3(c->db, sq->query, -1,
-	    SQLITE_PREPARE_PERSISTENT, &c->stmt, NULL);
+	rc = sqlite3_prepare_v3(d->db, sq->query, -1,
+	    SQLITE_PREPARE_PERSISTENT, &d->stmt, NULL);
 	if (rc != SQLITE_OK) {
 		rg_error_set(err, "sqlite %s: %s: %s", sq->path,
 		    sq->custom ? "query" : "default query",
-		    sqlite3_errmsg(c->db));
-		conn_close_db(c);
+		    sqlite3_errmsg(d->db));
+		db_close(d);
 		return RG_TEMPFAIL;
 	}
-	if (stmt_validate(c->stmt, &why, &bad) == -1) {
+	if (stmt_validate(d->stmt, &why, &bad) == -1) {
 		rg_error_set(err, "sqlite %s: query %s%s%s", sq->path, why,
 		    bad ? ", not " : "", bad ? bad : "");
-		conn_close_db(c);
+		db_close(d);
 		return RG_CONFIG;
 	}
-	c->i_address = sqlite3_bind_parameter_index(c->stmt, ":address");
-	c->i_local = sqlite3_bind_parameter_index(c->stmt, ":local");
-	c->i_domain = sqlite3_bind_parameter_index(c->stmt, ":domain");
-	c->dev = st->st_dev;
-	c->ino = st->st_ino;
+	d->i_address = sqlite3_bind_parameter_index(d->stmt, ":address");
+	d->i_local = sqlite3_bind_parameter_index(d->stmt, ":local");
+	d->i_domain = sqlite3_bind_parameter_index(d->stmt, ":domain");
+	d->dev = st->st_dev;
+	d->ino = st->st_ino;
+	d->size = st->st_size;
+	d->mtim = st->st_mtim;
+	d->ctim = st->st_ctim;
 	return RG_FOUND;
 }
 
@@ -348,16 +460,130 @@ trace(const struct rg_query *q, const char *path, const char *what)
 		snprintf(q->trace, q->tracelen, "sqlite %s: %s", path, what);
 }
 
+/* Run c's statement for q: RG_FOUND, RG_NOTFOUND or RG_TEMPFAIL. */
+static enum rg_result
+db_step(struct sq_db *d, const struct rg_query *q, uint64_t left,
+    struct rg_error *err)
+{
+	struct sq	*sq = d->owner;
+	enum rg_result	 r;
+	int		 rc;
+
+	d->deadline_ms = q->deadline_ms;
+	sqlite3_busy_timeout(d->db, (int)(left > INT32_MAX ? INT32_MAX :
+	    left));
+	if (bind(d->stmt, d->i_address, q->key) != SQLITE_OK ||
+	    bind(d->stmt, d->i_local, q->local) != SQLITE_OK ||
+	    bind(d->stmt, d->i_domain, q->domain) != SQLITE_OK) {
+		rg_error_set(err, "sqlite %s: bind: %s", sq->path,
+		    sqlite3_errmsg(d->db));
+		sqlite3_clear_bindings(d->stmt);
+		d->deadline_ms = 0;
+		return RG_TEMPFAIL;
+	}
+	rc = sqlite3_step(d->stmt);
+	if (rc == SQLITE_ROW)
+		r = RG_FOUND;
+	else if (rc == SQLITE_DONE)
+		r = RG_NOTFOUND;
+	else {
+		r = RG_TEMPFAIL;
+		if ((rc & 0xff) == SQLITE_INTERRUPT)
+			rg_error_set(err, "sqlite %s: deadline reached",
+			    sq->path);
+		else
+			rg_error_set(err, "sqlite %s: %s", sq->path,
+			    sqlite3_errmsg(d->db));
+	}
+	sqlite3_reset(d->stmt);
+	sqlite3_clear_bindings(d->stmt);
+	d->deadline_ms = 0;
+	/* Corrupt, I/O error, ...: start afresh next time. */
+	if (r == RG_TEMPFAIL && (rc & 0xff) != SQLITE_BUSY &&
+	    (rc & 0xff) != SQLITE_LOCKED && (rc & 0xff) != SQLITE_INTERRUPT)
+		db_close(d);
+	return r;
+}
+
+/*
+ * A pool connection, locked: the thread's own slot if free, else any
+ * free one, else wait for the thread's own until the deadline. NULL: the
+ * deadline passed.
+ */
+static struct sq_db *
+pool_acquire(struct sq *sq, unsigned slot, uint64_t left_ms)
+{
+	struct sq_db	*d;
+	struct timespec	 ts;
+	unsigned	 i;
+
+	for (i = 0; i < sq->npool; i++) {
+		d = &sq->pool[(slot + i) % sq->npool];
+		if (pthread_mutex_trylock(&d->lock) == 0)
+			return d;
+	}
+	d = &sq->pool[slot];
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += (time_t)(left_ms / 1000);
+	ts.tv_nsec += (long)(left_ms % 1000) * 1000000;
+	if (ts.tv_nsec >= 1000000000) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000;
+	}
+	return pthread_mutex_timedlock(&d->lock, &ts) == 0 ? d : NULL;
+}
+
+/* The lookup proper, on the locked pool connection d. */
+static enum rg_result
+db_lookup(struct sq_db *d, const struct rg_query *q, struct stat *st,
+    int saved, uint64_t left, struct rg_error *err)
+{
+	struct sq	*sq = d->owner;
+	enum rg_result	 r;
+	int		 attempt;
+
+	for (attempt = 0;; attempt++) {
+		if (saved != 0) {
+			rg_error_set(err, "sqlite %s: %s", sq->path,
+			    strerror(saved));
+			/* Release the old file's inode; nothing to read. */
+			db_close(d);
+			return RG_TEMPFAIL;
+		}
+		if (d->db != NULL && db_stale(d, st))
+			db_close(d);
+		if (d->db == NULL && (r = db_open(d, st, left, err)) !=
+		    RG_FOUND)
+			return r;
+		r = db_step(d, q, left, err);
+		if (r != RG_NOTFOUND || !d->immutable || attempt > 0)
+			return r;
+		/* Believe "no row" only from a file nobody wrote meanwhile. */
+		saved = stat(sq->path, st) == -1 ? errno : 0;
+		if (saved == 0 && !db_stale(d, st))
+			return r;
+		atomic_fetch_add(&sq->rechecks, 1);
+		left = q->deadline_ms != 0 ? rg_ms_left(q->deadline_ms) :
+		    SQ_DEFAULT_BUSY_MS;
+		if (left == 0) {
+			rg_error_set(err, "sqlite %s: deadline passed",
+			    sq->path);
+			return RG_TEMPFAIL;
+		}
+	}
+}
+
 static enum rg_result
 sq_lookup(struct rg_backend *b, const struct rg_query *q,
     struct rg_error *err)
 {
 	struct sq	*sq = b->priv;
 	struct sq_conn	*c;
+	struct sq_db	*d;
 	struct stat	 st;
 	enum rg_result	 r;
 	uint64_t	 left;
-	int		 rc, saved;
+	int		 saved;
 
 	atomic_fetch_add(&sq->lookups, 1);
 	if ((c = conn_get(sq, err)) == NULL)
@@ -376,57 +602,19 @@ sq_lookup(struct rg_backend *b, const struct rg_query *q,
 		saved = c->st_errno;
 	} else
 		saved = stat(sq->path, &st) == -1 ? errno : 0;
-	if (saved != 0) {
-		rg_error_set(err, "sqlite %s: %s", sq->path, strerror(saved));
-		/* Release the old file's inode; nothing to read anyway. */
-		conn_close_db(c);
+	if ((d = pool_acquire(sq, c->slot, left)) == NULL) {
+		rg_error_set(err, "sqlite %s: deadline passed waiting for a "
+		    "connection", sq->path);
 		goto fail;
 	}
-	if (c->db != NULL && (st.st_dev != c->dev || st.st_ino != c->ino))
-		conn_close_db(c);	/* replaced: read the new file */
-	if (c->db == NULL) {
-		r = conn_open(c, &st, left, err);
-		if (r != RG_FOUND) {
-			atomic_fetch_add(&sq->errors, 1);
-			trace(q, sq->path, "error");
-			return r;
-		}
-	}
-
-	c->deadline_ms = q->deadline_ms;
-	sqlite3_busy_timeout(c->db, (int)(left > INT32_MAX ? INT32_MAX :
-	    left));
-	if (bind(c->stmt, c->i_address, q->key) != SQLITE_OK ||
-	    bind(c->stmt, c->i_local, q->local) != SQLITE_OK ||
-	    bind(c->stmt, c->i_domain, q->domain) != SQLITE_OK) {
-		rg_error_set(err, "sqlite %s: bind: %s", sq->path,
-		    sqlite3_errmsg(c->db));
-		sqlite3_clear_bindings(c->stmt);
+	r = db_lookup(d, q, &st, saved, left, err);
+	pthread_mutex_unlock(&d->lock);
+	if (r == RG_TEMPFAIL)
 		goto fail;
-	}
-	rc = sqlite3_step(c->stmt);
-	if (rc == SQLITE_ROW)
-		r = RG_FOUND;
-	else if (rc == SQLITE_DONE)
-		r = RG_NOTFOUND;
-	else {
-		r = RG_TEMPFAIL;
-		if ((rc & 0xff) == SQLITE_INTERRUPT)
-			rg_error_set(err, "sqlite %s: deadline reached",
-			    sq->path);
-		else
-			rg_error_set(err, "sqlite %s: %s", sq->path,
-			    sqlite3_errmsg(c->db));
-	}
-	sqlite3_reset(c->stmt);
-	sqlite3_clear_bindings(c->stmt);
-	c->deadline_ms = 0;
-	if (r == RG_TEMPFAIL) {
-		/* Corrupt, I/O error, ...: start afresh next time. */
-		if ((rc & 0xff) != SQLITE_BUSY && (rc & 0xff) != SQLITE_LOCKED
-		    && (rc & 0xff) != SQLITE_INTERRUPT)
-			conn_close_db(c);
-		goto fail;
+	if (r == RG_CONFIG) {
+		atomic_fetch_add(&sq->errors, 1);
+		trace(q, sq->path, "error");
+		return r;
 	}
 	atomic_fetch_add(r == RG_FOUND ? &sq->found : &sq->notfound, 1);
 	trace(q, sq->path, r == RG_FOUND ? "row" : "no row");
@@ -438,13 +626,43 @@ fail:
 	return RG_TEMPFAIL;
 }
 
+/* path as an SQLite URI opening it with immutable=1; NULL: ENOMEM. */
+static char *
+immutable_uri(const char *path)
+{
+	char	*uri, *o;
+
+	if ((uri = malloc(strlen(path) * 3 + 32)) == NULL)
+		return NULL;
+	/* "file:" then "//" (an empty authority) before an absolute path,
+	 * so a path starting with "//" is not taken for an authority. */
+	o = uri + sprintf(uri, "file:%s", path[0] == '/' ? "//" : "");
+	for (; *path != '\0'; path++) {
+		if (*path == '%' || *path == '?' || *path == '#')
+			o += sprintf(o, "%%%02X", (unsigned char)*path);
+		else
+			*o++ = *path;
+	}
+	strcpy(o, "?immutable=1");
+	return uri;
+}
+
 static void
 sq_free(struct sq *sq)
 {
+	unsigned	i;
+
 	if (sq == NULL)
 		return;
+	for (i = 0; sq->pool != NULL && i < sq->npool; i++) {
+		db_close(&sq->pool[i]);
+		pthread_mutex_destroy(&sq->pool[i].lock);
+	}
+	free(sq->pool);
 	free(sq->path);
 	free(sq->walpath);
+	free(sq->journalpath);
+	free(sq->uri);
 	free(sq->query);
 	free(sq);
 }
@@ -496,12 +714,27 @@ out:
 	return ret;
 }
 
+/*
+ * Connections in the pool: two a core (a lookup holds one for a few
+ * microseconds, so more rarely help), at least SQ_POOL_MIN.
+ */
+static unsigned
+pool_size(void)
+{
+	long	n = sysconf(_SC_NPROCESSORS_ONLN);
+
+	if (n < SQ_POOL_MIN / 2)
+		return SQ_POOL_MIN;
+	return n > SQ_POOL_MAX / 2 ? SQ_POOL_MAX : (unsigned)n * 2;
+}
+
 static int
 sq_open(struct rg_backend *b, const struct rg_section *sec,
     struct rg_error *err)
 {
 	struct sq	*sq;
 	const char	*path, *query;
+	unsigned	 i;
 
 	if (rg_section_check_keys(sec, sq_keys, err) == -1 ||
 	    rg_section_string(sec, "path", SQ_DEFAULT_PATH, &path, err) == -1
@@ -520,11 +753,27 @@ sq_open(struct rg_backend *b, const struct rg_section *sec,
 		goto nomem;
 	if ((sq->path = strdup(path)) == NULL ||
 	    (sq->query = strdup(query != NULL ? query : SQ_DEFAULT_QUERY))
-	    == NULL || asprintf(&sq->walpath, "%s-wal", path) == -1) {
+	    == NULL || (sq->uri = immutable_uri(path)) == NULL)
+		goto nomem;
+	if (asprintf(&sq->walpath, "%s-wal", path) == -1) {
 		sq->walpath = NULL;	/* asprintf leaves it undefined */
 		goto nomem;
 	}
+	if (asprintf(&sq->journalpath, "%s-journal", path) == -1) {
+		sq->journalpath = NULL;
+		goto nomem;
+	}
 	sq->custom = query != NULL;
+	sq->npool = pool_size();
+	if ((sq->pool = calloc(sq->npool, sizeof(*sq->pool))) == NULL)
+		goto nomem;
+	for (i = 0; i < sq->npool; i++) {
+		sq->pool[i].owner = sq;
+		if (pthread_mutex_init(&sq->pool[i].lock, NULL) != 0) {
+			sq->npool = i;	/* sq_free destroys these */
+			goto nomem;
+		}
+	}
 	if (sq_validate(sec, sq, err) == -1) {
 		sq_free(sq);
 		return -1;
@@ -547,14 +796,14 @@ sq_close(struct rg_backend *b)
 	if (sq == NULL)
 		return;
 	/*
-	 * Close every thread's handle under the lock, so an exiting thread
-	 * (conns_destroy) sees either its connection still linked or dead,
-	 * never half closed. close() is rare (reload, stop).
+	 * No lookup runs (the runtime holding the backend is released).
+	 * Mark every thread's state dead under the lock, so an exiting
+	 * thread (conns_destroy) sees it either still linked or dead.
+	 * close() is rare (reload, stop).
 	 */
 	pthread_mutex_lock(&conns_lock);
 	for (c = sq->conns; c != NULL; c = next) {
 		next = c->inext;
-		conn_close_db(c);
 		c->iprev = c->inext = NULL;
 		atomic_store(&c->dead, 1);
 	}
@@ -721,12 +970,15 @@ sq_stats(struct rg_backend *b, char *buf, size_t len)
 	struct sq	*sq = b->priv;
 
 	snprintf(buf, len, "lookups=%" PRIu64 " found=%" PRIu64
-	    " notfound=%" PRIu64 " errors=%" PRIu64 " opens=%" PRIu64,
+	    " notfound=%" PRIu64 " errors=%" PRIu64 " opens=%" PRIu64
+	    " immutable_opens=%" PRIu64 " rechecks=%" PRIu64,
 	    (uint64_t)atomic_load(&sq->lookups),
 	    (uint64_t)atomic_load(&sq->found),
 	    (uint64_t)atomic_load(&sq->notfound),
 	    (uint64_t)atomic_load(&sq->errors),
-	    (uint64_t)atomic_load(&sq->opens));
+	    (uint64_t)atomic_load(&sq->opens),
+	    (uint64_t)atomic_load(&sq->immutable_opens),
+	    (uint64_t)atomic_load(&sq->rechecks));
 }
 
 const struct rg_backend_ops rg_backend_sqlite_ops = {

@@ -19,6 +19,15 @@
 
 #define RG_TABLE_DEFAULT_DB	"/var/lib/rcptgate/recipients.db"
 
+/*
+ * The SQLite application_id (header bytes 68-71) of every file
+ * rcptgate-table writes ("rgtb"). It promises that the file is never
+ * written in place, only replaced by rename(), so the SQLite backend may
+ * read it with immutable=1 (no file locks, no hot-journal check).
+ */
+#define RG_TABLE_APPLICATION_ID		0x72677462
+#define RG_TABLE_APPLICATION_ID_STR	"1919382626"
+
 enum rg_table_line {
 	RG_TABLE_SKIP = 0,	/* blank or '#' comment */
 	RG_TABLE_KEY,		/* key: a normalised address or "@domain" */
@@ -69,19 +78,22 @@ long	rg_table_read(FILE *in, const char *name, struct rg_table_keys *keys,
  * in errbuf (errlen bytes). All block on disk I/O and on another
  * writer's lock.
  *
- * replace: write a new database with exactly keys to a temporary file in
- * the same directory (mode and owner of the old file, or 0644 less the
- * umask), fsync it, rename() it over db and fsync the directory: a
- * reader sees the old table or the new, never half.
+ * replace, add and remove never write db itself: each writes the new
+ * table to a temporary file in the same directory (mode and owner of the
+ * old file, or 0644 less the umask), marks it RG_TABLE_APPLICATION_ID,
+ * fsyncs it, rename()s it over db and fsyncs the directory: a reader
+ * sees the old table or the new, never half.
+ *
+ * replace: the new table has exactly keys.
  */
 int	rg_table_replace(const char *db, const struct rg_table_keys *keys,
 	    char *errbuf, size_t errlen);
 
-/* add: insert keys in one transaction; creates db and table if missing. */
+/* add: db's rows plus keys; creates db and table if missing. */
 int	rg_table_add(const char *db, const struct rg_table_keys *keys,
 	    char *errbuf, size_t errlen);
 
-/* remove: delete keys in one transaction; *removed gets the row count. */
+/* remove: db's rows less keys; *removed gets the row count. */
 int	rg_table_remove(const char *db, const struct rg_table_keys *keys,
 	    size_t *removed, char *errbuf, size_t errlen);
 

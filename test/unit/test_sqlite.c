@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -678,6 +679,114 @@ test_atomic_replace(void **state)
 	rg_backend_free(b);
 }
 
+/* Set db's mtime an hour back: "quiet" to the backend. */
+static void
+age(const char *db, long seconds)
+{
+	struct timespec	ts[2];
+
+	assert_int_equal(clock_gettime(CLOCK_REALTIME, &ts[0]), 0);
+	ts[0].tv_sec -= seconds;
+	ts[1] = ts[0];
+	assert_int_equal(utimensat(AT_FDCWD, db, ts, 0), 0);
+}
+
+/* The backend's counter NAME from its stats line. */
+static long
+stat_of(struct rg_backend *b, const char *name)
+{
+	char		 buf[512], pat[64];
+	const char	*p;
+
+	rg_backend_stats(b, buf, sizeof(buf));
+	snprintf(pat, sizeof(pat), " %s=", name);
+	p = strstr(buf, pat);
+	if (p == NULL)
+		fail_msg("no %s in '%s'", name, buf);
+	return strtol(p + strlen(pat), NULL, 10);
+}
+
+/*
+ * A table rcptgate-table wrote (marked) and left alone is read with
+ * immutable=1; one written in place after all is seen at the next
+ * lookup; a fresh, unmarked or hot-journalled file is read with locks.
+ */
+static void
+test_immutable(void **state)
+{
+	struct rg_backend	*b;
+	struct rg_error		 err;
+	sqlite3			*w;
+	char			 db[128], journal[160];
+	FILE			*f;
+
+	path_in(db, sizeof(db), "imm.db");
+	make_table(db, base_rows);
+	b = open_sqlite(db, NULL);
+	/* Just written: locks, until it has been quiet. */
+	assert_int_equal(lookup(b, "alice@example.com", 1000, &err),
+	    RG_FOUND);
+	assert_int_equal(stat_of(b, "immutable_opens"), 0);
+	age(db, 3600);
+	assert_int_equal(lookup(b, "alice@example.com", 1000, &err),
+	    RG_FOUND);
+	assert_int_equal(stat_of(b, "immutable_opens"), 1);
+	assert_int_equal(lookup(b, "carol@example.com", 1000, &err),
+	    RG_NOTFOUND);
+
+	/* Another program writes it in place: the next lookup sees it. */
+	assert_int_equal(sqlite3_open(db, &w), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(w, "INSERT INTO recipients VALUES "
+	    "('carol@example.com')", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(w);
+	assert_int_equal(lookup(b, "carol@example.com", 1000, &err),
+	    RG_FOUND);
+	assert_int_equal(stat_of(b, "immutable_opens"), 1);
+	age(db, 3000);		/* quiet again: immutable again */
+	assert_int_equal(lookup(b, "carol@example.com", 1000, &err),
+	    RG_FOUND);
+	assert_int_equal(stat_of(b, "immutable_opens"), 2);
+
+	/* A -journal beside it (a crashed in-place writer): locks. */
+	snprintf(journal, sizeof(journal), "%s-journal", db);
+	assert_non_null(f = fopen(journal, "w"));
+	fclose(f);
+	age(db, 2000);
+	assert_int_equal(lookup(b, "alice@example.com", 1000, &err),
+	    RG_FOUND);
+	assert_int_equal(stat_of(b, "immutable_opens"), 2);
+	assert_int_equal(unlink(journal), 0);
+	rg_backend_free(b);
+
+	/* Not written by rcptgate-table: never immutable. */
+	path_in(db, sizeof(db), "plain.db");
+	assert_int_equal(sqlite3_open(db, &w), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(w, "CREATE TABLE recipients (address "
+	    "TEXT PRIMARY KEY COLLATE NOCASE); INSERT INTO recipients "
+	    "VALUES ('alice@example.com')", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(w);
+	age(db, 3600);
+	b = open_sqlite(db, NULL);
+	assert_int_equal(lookup(b, "alice@example.com", 1000, &err),
+	    RG_FOUND);
+	assert_int_equal(lookup(b, "bob@example.com", 1000, &err),
+	    RG_NOTFOUND);
+	assert_int_equal(stat_of(b, "immutable_opens"), 0);
+	rg_backend_free(b);
+
+	/* Characters that mean something in a URI, in the path. */
+	path_in(db, sizeof(db), "a%20b?c#d.db");
+	make_table(db, base_rows);
+	age(db, 3600);
+	b = open_sqlite(db, NULL);
+	assert_int_equal(lookup(b, "alice@example.com", 1000, &err),
+	    RG_FOUND);
+	assert_int_equal(lookup(b, "carol@example.com", 1000, &err),
+	    RG_NOTFOUND);
+	assert_int_equal(stat_of(b, "immutable_opens"), 1);
+	rg_backend_free(b);
+}
+
 static void
 test_surrogate(void **state)
 {
@@ -720,6 +829,7 @@ main(void)
 		cmocka_unit_test(test_threads),
 		cmocka_unit_test(test_close_while_threads_live),
 		cmocka_unit_test(test_atomic_replace),
+		cmocka_unit_test(test_immutable),
 		cmocka_unit_test(test_surrogate),
 	};
 

@@ -219,6 +219,20 @@ keys_of(struct rg_table_keys *k, const char *const *v)
 	k->cap = k->n;
 }
 
+/* The application_id in db's header (bytes 68-71, big-endian). */
+static uint32_t
+app_id(const char *db)
+{
+	unsigned char	 h[100];
+	FILE		*f = fopen(db, "rb");
+
+	assert_non_null(f);
+	assert_int_equal(fread(h, 1, sizeof(h), f), sizeof(h));
+	fclose(f);
+	return (uint32_t)h[68] << 24 | (uint32_t)h[69] << 16 |
+	    (uint32_t)h[70] << 8 | h[71];
+}
+
 /* list output of db into buf. */
 static int
 list(const char *db, char *buf, size_t len)
@@ -284,6 +298,30 @@ test_operations(void **state)
 	assert_int_equal(list(db, buf, sizeof(buf)), 0);
 	assert_string_equal(buf, "@example.net\nbob@example.com\n"
 	    "carol@example.com\n");
+
+	/* add and remove never write the live file: a new inode each
+	 * time, carrying the mark that lets the daemon read it unlocked. */
+	{
+		struct stat	before;
+
+		assert_int_equal(stat(db, &before), 0);
+		keys_of(&k, gone);
+		assert_int_equal(rg_table_add(db, &k, err, sizeof(err)), 0);
+		assert_int_equal(stat(db, &st), 0);
+		assert_true(st.st_ino != before.st_ino);
+		assert_int_equal(st.st_mode & 0777, 0640);
+		assert_int_equal(app_id(db), RG_TABLE_APPLICATION_ID);
+		before = st;
+		assert_int_equal(rg_table_remove(db, &k, &removed, err,
+		    sizeof(err)), 0);
+		assert_int_equal(removed, 2);
+		assert_int_equal(stat(db, &st), 0);
+		assert_true(st.st_ino != before.st_ino);
+		assert_int_equal(app_id(db), RG_TABLE_APPLICATION_ID);
+		assert_int_equal(list(db, buf, sizeof(buf)), 0);
+		assert_string_equal(buf, "@example.net\nbob@example.com\n"
+		    "carol@example.com\n");
+	}
 
 	/* add creates a missing database. */
 	snprintf(db, sizeof(db), "%s/new.db", dir);
