@@ -14,11 +14,17 @@
  *
  *   milterload -s unix:/path | -s inet:PORT@127.0.0.1  [-c CONNS]
  *       [-d SECONDS] [-n RCPTS_PER_MSG] [-m MSGS_PER_CONN] [-k KEYS]
- *       [-p PID]
+ *       [-p PID] [-r RCPTS_PER_SEC] [-i SECONDS]
+ *
+ * -r caps the total RCPT rate over all connections (0, the default: no
+ * cap); each connection paces itself at RATE/CONNS, so a long run need
+ * not take every core. -i N (with -p) prints a line every N seconds:
+ *   rss t=SECONDS vmrss_kib=K vmhwm_kib=K threads=N
+ * with the filter's current VmRSS, VmHWM and thread count.
  *
  * Keys are u<i>@example.com, i < KEYS*1.1 (one in eleven unknown).
  * Threads: one per connection, no shared state but atomics. Bounded:
- * runs for -d seconds (at most 600), every socket has a 10 s timeout.
+ * runs for -d seconds (at most 900), every socket has a 10 s timeout.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -50,6 +56,7 @@
 static const char	*sockspec;
 static int		 nconns = 1, seconds = 5, nrcpt = 50, nmsg = 10;
 static unsigned		 nkeys = 1000000;
+static uint64_t		 pace_ns;	/* per connection per RCPT; 0: none */
 static atomic_bool	 stop;
 static atomic_uint_fast64_t total_rcpt, total_err, replies[4];
 static uint64_t		 hist[NBUCKETS];
@@ -200,8 +207,34 @@ dial(void)
 struct worker {
 	pthread_t	th;
 	uint64_t	seed;
+	uint64_t	next;		/* -r: when the next RCPT may go */
 	uint64_t	hist[NBUCKETS];
 };
+
+/*
+ * -r: wait until this connection's next RCPT is due. A connection that
+ * fell more than a second behind (a stall, a reconnect) starts afresh
+ * rather than bursting to catch up.
+ */
+static void
+pace(struct worker *w)
+{
+	struct timespec	ts;
+	uint64_t	t = now_ns();
+
+	if (pace_ns == 0)
+		return;
+	if (w->next == 0 || t > w->next + 1000000000u)
+		w->next = t;
+	if (w->next > t) {
+		ts.tv_sec = (time_t)(w->next / 1000000000u);
+		ts.tv_nsec = (long)(w->next % 1000000000u);
+		while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts,
+		    NULL) == EINTR)
+			;
+	}
+	w->next += pace_ns;
+}
 
 static uint64_t
 rnd(uint64_t *s)
@@ -279,6 +312,9 @@ session(struct worker *w)
 			uint32_t l;
 			int	 rl;
 
+			pace(w);
+			if (atomic_load(&stop))
+				break;
 			rl = snprintf(rc, sizeof(rc), "<u%u@example.com>",
 			    (unsigned)(rnd(&w->seed) % (nkeys + nkeys / 10)));
 			/* Without the literal's own NUL: an odd count of
@@ -331,9 +367,12 @@ work(void *p)
 	return NULL;
 }
 
-/* VmHWM (kB) and Threads of pid; 0 if unknown. */
+/*
+ * VmHWM (kB) and the highest Threads of pid so far; with rss and cur
+ * non-NULL also the current VmRSS (kB) and Threads. Unchanged if unknown.
+ */
 static void
-proc_status(long pid, long *hwm, long *threads)
+proc_status(long pid, long *hwm, long *threads, long *rss, long *cur)
 {
 	char	path[64], line[256];
 	FILE	*f;
@@ -344,10 +383,14 @@ proc_status(long pid, long *hwm, long *threads)
 	while (fgets(line, sizeof(line), f) != NULL) {
 		if (strncmp(line, "VmHWM:", 6) == 0)
 			*hwm = atol(line + 6);
+		else if (rss != NULL && strncmp(line, "VmRSS:", 6) == 0)
+			*rss = atol(line + 6);
 		else if (strncmp(line, "Threads:", 8) == 0) {
 			long t = atol(line + 8);
 			if (t > *threads)
 				*threads = t;
+			if (cur != NULL)
+				*cur = t;
 		}
 	}
 	fclose(f);
@@ -370,11 +413,12 @@ int
 main(int argc, char **argv)
 {
 	struct worker	*w;
-	long		 pid = 0, hwm = 0, threads = 0;
+	long		 pid = 0, hwm = 0, threads = 0, rss, cur;
 	uint64_t	 t0, t1, total = 0;
+	long		 rate = 0, interval = 0;
 	int		 ch, i;
 
-	while ((ch = getopt(argc, argv, "s:c:d:n:m:k:p:")) != -1) {
+	while ((ch = getopt(argc, argv, "s:c:d:n:m:k:p:r:i:")) != -1) {
 		switch (ch) {
 		case 's': sockspec = optarg; break;
 		case 'c': nconns = atoi(optarg); break;
@@ -383,14 +427,19 @@ main(int argc, char **argv)
 		case 'm': nmsg = atoi(optarg); break;
 		case 'k': nkeys = (unsigned)strtoul(optarg, NULL, 10); break;
 		case 'p': pid = atol(optarg); break;
+		case 'r': rate = atol(optarg); break;
+		case 'i': interval = atol(optarg); break;
 		default: goto usage;
 		}
 	}
 	if (sockspec == NULL || (strncmp(sockspec, "unix:", 5) != 0 &&
 	    strncmp(sockspec, "inet:", 5) != 0) || nconns < 1 ||
-	    nconns > MAX_CONNS || seconds < 1 || seconds > 600 || nrcpt < 1 ||
-	    nmsg < 1 || nkeys < 10)
+	    nconns > MAX_CONNS || seconds < 1 || seconds > 900 || nrcpt < 1 ||
+	    nmsg < 1 || nkeys < 10 || rate < 0 || rate > 100000000 ||
+	    interval < 0 || interval > 900 || (interval > 0 && pid <= 0))
 		goto usage;
+	if (rate > 0)
+		pace_ns = (uint64_t)nconns * 1000000000u / (uint64_t)rate;
 	if ((w = calloc((size_t)nconns, sizeof(*w))) == NULL)
 		return 1;
 	t0 = now_ns();
@@ -402,9 +451,21 @@ main(int argc, char **argv)
 		}
 	}
 	for (i = 0; i < seconds * 10; i++) {
-		usleep(100000);
-		if (pid > 0)
-			proc_status(pid, &hwm, &threads);
+		/* Sleep to the next 100 ms tick, not 100 ms: no drift. */
+		uint64_t due = t0 + (uint64_t)(i + 1) * 100000000u, t = now_ns();
+
+		if (due > t)
+			usleep((useconds_t)((due - t) / 1000));
+		if (pid <= 0)
+			continue;
+		if (interval > 0 && (i + 1) % (interval * 10) == 0) {
+			rss = cur = 0;
+			proc_status(pid, &hwm, &threads, &rss, &cur);
+			printf("rss t=%ld vmrss_kib=%ld vmhwm_kib=%ld "
+			    "threads=%ld\n", (long)(i + 1) / 10, rss, hwm, cur);
+			fflush(stdout);
+		} else
+			proc_status(pid, &hwm, &threads, NULL, NULL);
 	}
 	atomic_store(&stop, true);
 	for (i = 0; i < nconns; i++)
@@ -412,9 +473,10 @@ main(int argc, char **argv)
 	t1 = now_ns();
 	for (i = 0; i < NBUCKETS; i++)
 		total += hist[i];
-	printf("milter %s conns=%d rcpt/s=%.0f p50_us=%.1f p99_us=%.1f "
-	    "continue=%llu reject=%llu tempfail=%llu other=%llu errors=%llu",
-	    strncmp(sockspec, "unix:", 5) == 0 ? "unix" : "tcp", nconns,
+	printf("milter %s conns=%d keys=%u rcpt/s=%.0f p50_us=%.1f "
+	    "p99_us=%.1f continue=%llu reject=%llu tempfail=%llu other=%llu "
+	    "errors=%llu",
+	    strncmp(sockspec, "unix:", 5) == 0 ? "unix" : "tcp", nconns, nkeys,
 	    (double)atomic_load(&total_rcpt) * 1e9 / (double)(t1 - t0),
 	    (double)percentile(total, 0.5) / 1000.0,
 	    (double)percentile(total, 0.99) / 1000.0,
@@ -430,6 +492,7 @@ main(int argc, char **argv)
 	return atomic_load(&total_rcpt) > 0 ? 0 : 1;
 usage:
 	fprintf(stderr, "usage: milterload -s unix:PATH|inet:PORT@127.0.0.1 "
-	    "[-c conns] [-d s] [-n rcpts] [-m msgs] [-k keys] [-p pid]\n");
+	    "[-c conns] [-d s] [-n rcpts] [-m msgs] [-k keys] [-p pid]\n"
+	    "                  [-r rcpts_per_s] [-i sample_s]\n");
 	return 2;
 }
