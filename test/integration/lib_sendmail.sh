@@ -22,8 +22,9 @@
 #   rg_sendmail_init NAME MILTER_SOCKET [PORT] [extra .mc lines...]
 #                                     # builds $T/sendmail-NAME/sendmail.cf;
 #                                     # MILTER_SOCKET is "unix:/path" or
-#                                     # "inet:PORT@127.0.0.1"; port is
-#                                     # chosen if empty; sets SM_PORT_NAME
+#                                     # "inet:PORT@127.0.0.1", or empty
+#                                     # for no filter; port is chosen if
+#                                     # empty; sets SM_PORT_NAME
 #   rg_sendmail_start NAME            # sets SM_PID_NAME; waits for the port
 #   rg_sendmail_exec NAME CMD...      # CMD in sendmail's namespaces
 #   rg_sendmail_rcpt NAME [ARGS] ADDR...  # smtp_rcpt.py against it
@@ -138,8 +139,10 @@ rg_sendmail_init() {
 		FEATURE(\`nocanonify')dnl
 		DAEMON_OPTIONS(\`Family=inet, Name=MTA, Addr=127.0.0.1, Port=$port')dnl
 		RELAY_DOMAIN(\`example.com example.net example.org')dnl
-		INPUT_MAIL_FILTER(\`rcptgate', \`S=$milter, F=T, T=C:10s;S:10s;R:30s;E:5m')dnl
 	EOT
+	[ -n "$milter" ] &&
+		printf '%s\n' "INPUT_MAIL_FILTER(\`rcptgate', \`S=$milter, F=T, T=C:10s;S:10s;R:30s;E:5m')dnl" \
+		    >>"$dir/sendmail.mc"
 	for line in "$@"; do
 		printf '%s\n' "$line" >>"$dir/sendmail.mc"
 	done
