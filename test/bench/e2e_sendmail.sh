@@ -34,6 +34,7 @@
 set -u
 : "${RG_SOURCE_DIR:=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}"
 . "$RG_SOURCE_DIR/test/integration/lib.sh"
+. "$RG_SOURCE_DIR/test/bench/lib_bench.sh"
 . "$RG_SOURCE_DIR/test/integration/lib_sendmail.sh"
 
 CONFIGS=${SM_CONFIGS:-a c d}
@@ -69,25 +70,11 @@ fi
 
 # Every recipient any round sends: rN@example.com and KrN@example.com.
 rcpt_list() {
-	local r
-	for ((r = 0; r <= ROUNDS; r++)); do
-		echo "r$r@example.com"
-		seq -f "%.0fr$r@example.com" 1 $((M * R))
-	done
+	bench_rcpt_list "$ROUNDS" "$M" "$R"
 }
 
 db=$T/recipients.db
-{
-	echo "PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF;"
-	echo "CREATE TABLE recipients (address TEXT PRIMARY KEY COLLATE NOCASE);"
-	echo "BEGIN;"
-	echo "WITH RECURSIVE c(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM c"
-	echo "  WHERE i + 1 < $FILLER) INSERT INTO recipients"
-	echo "  SELECT 'u' || i || '@example.com' FROM c;"
-	rcpt_list | sed "s/.*/INSERT INTO recipients VALUES ('&');/"
-	echo "COMMIT;"
-} | sqlite3 "$db" >/dev/null || exit 1
-chmod 644 "$db"
+rcpt_list | bench_table "$db" "$FILLER" || exit 1
 
 # conf FILE SOCKET
 conf() {
