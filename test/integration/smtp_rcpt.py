@@ -3,7 +3,9 @@
 """One SMTP session to 127.0.0.1:PORT: EHLO, MAIL FROM, one RCPT per
 address; print each RCPT reply as "CODE TEXT" on one line. Options:
 -s SOURCE (bind address), -f FROM, -d (also send DATA if any RCPT was
-accepted and print the DATA reply as "DATA CODE TEXT")."""
+accepted and print the DATA reply as "DATA CODE TEXT"). An address "+"
+ends one transaction and starts the next in the same session (MAIL FROM
+again)."""
 import argparse
 import smtplib
 import sys
@@ -21,22 +23,31 @@ try:
         "127.0.0.1", a.port, local_hostname="client.example.test",
         timeout=60, source_address=(a.source, 0) if a.source else None)
     s.ehlo("client.example.test")
-    code, msg = s.docmd("MAIL FROM:<%s>" % a.sender)
-    if code != 250:
-        print("MAIL %d %s" % (code, msg.decode(errors="replace")))
-        sys.exit(0)
-    accepted = False
+    groups = [[]]
     for rcpt in a.addrs:
-        arg = rcpt if rcpt.startswith("<") else "<%s>" % rcpt
-        code, msg = s.docmd("RCPT TO:" + arg)
-        text = msg.decode(errors="replace").replace("\n", " ")
-        print("%d %s" % (code, text), flush=True)
-        if code == 421:
+        if rcpt == "+":
+            groups.append([])
+        else:
+            groups[-1].append(rcpt)
+    for group in groups:
+        code, msg = s.docmd("MAIL FROM:<%s>" % a.sender)
+        if code != 250:
+            print("MAIL %d %s" % (code, msg.decode(errors="replace")))
             sys.exit(0)
-        accepted |= code == 250
-    if a.data and accepted:
-        code, msg = s.data(b"Subject: test\r\n\r\nhello\r\n")
-        print("DATA %d %s" % (code, msg.decode(errors="replace")))
+        accepted = False
+        for rcpt in group:
+            arg = rcpt if rcpt.startswith("<") else "<%s>" % rcpt
+            code, msg = s.docmd("RCPT TO:" + arg)
+            text = msg.decode(errors="replace").replace("\n", " ")
+            print("%d %s" % (code, text), flush=True)
+            if code == 421:
+                sys.exit(0)
+            accepted |= code == 250
+        if a.data and accepted:
+            code, msg = s.data(b"Subject: test\r\n\r\nhello\r\n")
+            print("DATA %d %s" % (code, msg.decode(errors="replace")))
+        elif len(groups) > 1:
+            s.rset()
     s.quit()
 except smtplib.SMTPServerDisconnected as e:
     print("DISCONNECTED %s" % e)
