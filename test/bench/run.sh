@@ -71,8 +71,8 @@ cc=(gcc -std=c11 -D_GNU_SOURCE -DRG_VERSION='"bench"' -O2 -g -I"$top/lib")
 "${cc[@]}" "${extra[@]}" "${srcs[@]}" "$top/test/bench/bench_sqlite.c" \
     -o "$W/bench_sqlite" "${libs[@]}" || exit 1
 "${cc[@]}" "$top/lib/rg_error.c" "$top/lib/rg_time.c" "$top/lib/log.c" \
-    "$top/lib/cache.c" "$top/test/bench/bench_cache.c" -o "$W/bench_cache" \
-    -lpthread || exit 1
+    "$top/lib/hash.c" "$top/lib/cache.c" "$top/test/bench/bench_cache.c" \
+    -o "$W/bench_cache" -lpthread || exit 1
 "${cc[@]}" "$top/test/bench/milterload.c" -o "$W/milterload" -lpthread ||
 	exit 1
 
