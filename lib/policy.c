@@ -155,9 +155,7 @@ rg_runtime_check(struct rg_runtime *rt, bool live, struct rg_error *err,
 			rc = -1;
 			continue;
 		}
-		if (b->ops->check == NULL)
-			continue;
-		if (b->ops->check(b, &one, &onewarn) != 0) {
+		if (rg_backend_check(b, &one, &onewarn) != 0) {
 			rg_error_append(err, "[backend %s]: %s", b->name, one.msg);
 			rc = -1;
 		}
@@ -689,15 +687,15 @@ rg_engine_log_counters(struct rg_engine *e)
 	    (unsigned long long)k.stale_accepts, (unsigned long long)cs.hits,
 	    (unsigned long long)cs.misses, (unsigned long long)cs.entries,
 	    (unsigned long long)cs.evictions);
+	/* Through the dispatch helper: a surrogate's priv is not the
+	 * driver's, so its driver's stats must never see it. */
 	rt = rg_engine_acquire(e);
 	for (i = 0; i < rt->nbackends; i++) {
 		struct rg_backend *b = rt->backends[i];
 
-		if (b->ops->stats == NULL)
-			continue;
-		buf[0] = '\0';
-		b->ops->stats(b, buf, sizeof(buf));
-		rg_info("backend %s: %s", b->name, buf);
+		rg_backend_stats(b, buf, sizeof(buf));
+		if (buf[0] != '\0')
+			rg_info("backend %s: %s", b->name, buf);
 	}
 	rg_runtime_unref(rt);
 }

@@ -162,12 +162,30 @@ mlfi_connect(SMFICTX *ctx, char *hostname, _SOCK_ADDR *hostaddr)
 	return (conn->steps & SMFIP_NR_CONN) ? SMFIS_NOREPLY : SMFIS_CONTINUE;
 }
 
+/*
+ * The queue id as the MTA gives it at this RCPT, or none. Postfix makes
+ * the queue file only at the first recipient it accepts, so the first
+ * RCPT of each message comes without one: a copy kept from the previous
+ * message would put that message's id on this one's log lines.
+ */
+static void
+conn_set_queue_id(struct rg_conn *conn, const char *qid)
+{
+	if (qid == NULL || *qid == '\0') {
+		conn->queue_id[0] = '\0';
+		conn->client.queue_id = NULL;
+		return;
+	}
+	strncpy(conn->queue_id, qid, sizeof(conn->queue_id) - 1);
+	conn->client.queue_id = conn->queue_id;
+}
+
 static sfsistat
 mlfi_envrcpt(SMFICTX *ctx, char **argv)
 {
 	struct rg_conn		*conn = conn_get(ctx);
 	struct rg_verdict	 v;
-	const char		*mailer, *auth, *qid;
+	const char		*mailer, *auth;
 
 	if (conn == NULL || argv == NULL || argv[0] == NULL)
 		return SMFIS_TEMPFAIL;	/* out of memory: never a reject */
@@ -175,11 +193,7 @@ mlfi_envrcpt(SMFICTX *ctx, char **argv)
 		client_set_string(&conn->client, smfi_getsymval(ctx, "{client_addr}"));
 	auth = smfi_getsymval(ctx, "{auth_authen}");
 	conn->client.authenticated = auth != NULL && *auth != '\0';
-	qid = smfi_getsymval(ctx, "i");
-	if (qid != NULL) {
-		strncpy(conn->queue_id, qid, sizeof(conn->queue_id) - 1);
-		conn->client.queue_id = conn->queue_id;
-	}
+	conn_set_queue_id(conn, smfi_getsymval(ctx, "i"));
 	/* With SMFIP_RCPT_REJ the MTA shows recipients it rejected itself,
 	 * with rcpt_mailer "error": count them, answer nothing new. */
 	mailer = smfi_getsymval(ctx, "{rcpt_mailer}");

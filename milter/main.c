@@ -147,7 +147,7 @@ print_summary(const struct rg_runtime *rt)
 	}
 	for (i = 0; i < rt->nbackends; i++)
 		printf("backend %s: type=%s%s%s\n", rt->backends[i]->name,
-		    rt->backends[i]->ops ? rt->backends[i]->ops->type : "?",
+		    rg_backend_type(rt->backends[i]),
 		    rt->backends[i]->surrogate_reason ? " unavailable: " : "",
 		    rt->backends[i]->surrogate_reason ?
 		    rt->backends[i]->surrogate_reason : "");
