@@ -52,4 +52,23 @@ rg_expect_eq "first RCPT of message 2: no id, never message 1's" \
 	"$(rg_id nobody2@example.com)" NOQUEUE
 rg_expect_eq "after message 2's first accepted recipient: its id" \
 	"$(rg_id nobody3@example.com)" "$q2"
+
+# With smtpd_delay_open_until_valid_rcpt = no, Postfix opens the queue
+# file at MAIL FROM and sends the id with every RCPT: each reject then
+# carries its own message's id, the second message's first one included.
+rg_start_postfix mx2 "unix:$T/rcptgate.sock" \
+	"smtpd_delay_open_until_valid_rcpt = no" || exit 1
+out=$("$RG_PY" "$RG_SOURCE_DIR/test/integration/smtp_script.py" "$PORT_mx2" \
+	"MAIL FROM:<sender@example.net>" "RCPT TO:<alice@example.com>" \
+	"RCPT TO:<early1@example.com>" DATA \
+	"MAIL FROM:<sender@example.net>" "RCPT TO:<early2@example.com>" \
+	"RCPT TO:<bob@example.com>" DATA)
+echo "$out" | sed 's/^/# /'
+q1=$(echo "$out" | sed -n 's/^\. -> 250 .*queued as \([0-9A-Za-z]*\).*/\1/p' | sed -n 1p)
+q2=$(echo "$out" | sed -n 's/^\. -> 250 .*queued as \([0-9A-Za-z]*\).*/\1/p' | sed -n 2p)
+rg_expect_match "queue file at MAIL FROM: two messages queued" "$q1 $q2" '^[0-9A-Za-z]+ [0-9A-Za-z]+$'
+rg_expect_eq "queue file at MAIL FROM: message 1's reject has its id" \
+	"$(rg_id early1@example.com)" "$q1"
+rg_expect_eq "queue file at MAIL FROM: message 2's first reject has message 2's id" \
+	"$(rg_id early2@example.com)" "$q2"
 rg_done
