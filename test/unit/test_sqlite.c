@@ -74,7 +74,8 @@ make_table(const char *db, const char *const *addrs)
 		keys.v[keys.n++] = strdup(key);
 	}
 	keys.cap = keys.n;
-	assert_int_equal(rg_table_replace(db, &keys, err, sizeof(err)), 0);
+	assert_int_equal(rg_table_replace(db, &keys, RG_TABLE_FORCE, err,
+	    sizeof(err)), 0);
 	rg_table_keys_free(&keys);
 }
 
