@@ -982,8 +982,9 @@ ca_lookup(struct rg_backend *b, const struct rg_query *q,
  * For `rcptgate -n`: a live session with each host (greeting, EHLO, MAIL)
  * and, for each check_domains entry (default: the domain of helo), one
  * RCPT of a random address that cannot exist, to find accept-all servers
- * before the first mail does. Fails only when no host works; a failing
- * host or an accept-all domain goes into warn.
+ * before the first mail does. What the hosts answer goes into warn,
+ * loud when none works, never into err: an internal server down at boot
+ * must not keep rcptgate from starting (see ldap_check).
  */
 static int
 ca_check(struct rg_backend *b, struct rg_error *err, struct rg_error *warn)
@@ -1054,11 +1055,12 @@ ca_check(struct rg_backend *b, struct rg_error *err, struct rg_error *warn)
 			    "accept every recipient", ca->name,
 			    ca->doms[i].name);
 	pthread_mutex_unlock(&ca->dom_lock);
-	if (ok == 0) {
-		rg_error_set(err, "backend %s: no internal server answered",
+	if (ok == 0)
+		rg_error_append(warn, "backend %s: INTERNAL SERVER UNUSABLE "
+		    "NOW: no host answered a probe. rcptgate starts anyway: "
+		    "recipients it checks with this backend get 451 4.4.3 "
+		    "(cached positives still pass) until one answers",
 		    ca->name);
-		return -1;
-	}
 	rg_error_clear(err);
 	return 0;
 }

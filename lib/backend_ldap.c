@@ -881,7 +881,13 @@ ldap_lookup(struct rg_backend *b, const struct rg_query *q,
 
 /*
  * Connect and bind to every server in turn and read the base entry.
- * Failing servers are errors when none works, warnings otherwise.
+ * What the servers answer (unreachable, timed out, bind refused, base
+ * missing) is a warning, loud when none works, never an error: a
+ * directory down at boot must not keep rcptgate from starting (under
+ * ExecStartPre=rcptgate -n the MTA would then tempfail all mail, other
+ * domains included), while a running rcptgate tempfails only the
+ * recipients it cannot decide and picks the directory up when it is
+ * back. Errors are for the configuration, found by open().
  */
 static int
 ldap_check(struct rg_backend *b, struct rg_error *err, struct rg_error *warn)
@@ -923,10 +929,13 @@ ldap_check(struct rg_backend *b, struct rg_error *err, struct rg_error *warn)
 		}
 		ok++;
 	}
-	if (ok == 0) {
-		rg_error_append(err, "no LDAP server usable; last: %s", bad);
-		return -1;
-	}
+	if (ok == 0)
+		rg_error_append(warn, "DIRECTORY UNUSABLE NOW: no LDAP server "
+		    "answered as configured (last: %s). rcptgate starts "
+		    "anyway: recipients it checks with this backend get 451 "
+		    "4.4.3 (cached positives still pass) until a server "
+		    "answers", bad);
+	(void)err;
 	return 0;
 }
 
