@@ -128,7 +128,9 @@ ldap_backend_free(struct ldap_backend *lb)
 
 /*
  * Read the bind password: the whole file, one trailing newline (LF or
- * CRLF) stripped. Runs in open(), before privileges are dropped.
+ * CRLF) stripped. Runs in open(): at start before privileges are
+ * dropped, and at every reload as the daemon's user (so a rotated
+ * password is picked up, and the file must be readable by that user).
  */
 static int
 read_password(const struct rg_section *sec, const char *path, char **out,
@@ -153,10 +155,12 @@ read_password(const struct rg_section *sec, const char *path, char **out,
 		    "%s: not a regular file", path);
 		return -1;
 	}
-	if (st.st_mode & (S_IRGRP | S_IROTH))
+	/* Group-readable is the documented way (root:rcptgate 0640): the
+	 * daemon reads the file again at each reload, as its own user. */
+	if (st.st_mode & S_IROTH)
 		rg_warnx("%s: [backend %s] bind_password_file %s is readable "
-		    "by %s; chmod 600 it", sec->file, sec->name, path,
-		    (st.st_mode & S_IROTH) ? "everyone" : "its group");
+		    "by everyone; make it root:rcptgate 0640 (the group the "
+		    "daemon runs as)", sec->file, sec->name, path);
 	while (len < sizeof(buf)) {
 		n = read(fd, buf + len, sizeof(buf) - len);
 		if (n == -1 && errno == EINTR)
