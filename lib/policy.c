@@ -124,6 +124,36 @@ check_deadline(const struct rg_runtime *rt, const struct rg_policy *p,
 		    (unsigned long long)total);
 }
 
+/*
+ * Warn when one RCPT can take longer than the MTA waits for the milter's
+ * answer: the whole deadline, then (tarpit on) up to tarpit_max of delay.
+ * The MTA's timeout is not known here; RG_MTA_TIMEOUT_MS assumes the
+ * strictest common one, Sendmail's default T=R:10s (Postfix's
+ * milter_command_timeout is 30s). Past it the MTA applies its default
+ * action to the whole session (tempfail, or accept without checking).
+ */
+static void
+check_mta_timeout(const struct rg_conf *c, const struct rg_policy *p,
+    const char *where, struct rg_error *warn)
+{
+	uint64_t	tarpit, total;
+	char		plus[64] = "";
+
+	tarpit = c->harvest_tarpit_ms > 0 ? c->harvest_tarpit_max_ms : 0;
+	total = p->deadline_ms + tarpit;
+	if (total < RG_MTA_TIMEOUT_MS)
+		return;
+	if (tarpit > 0)
+		snprintf(plus, sizeof(plus), " + [harvest] tarpit_max %llums",
+		    (unsigned long long)tarpit);
+	rg_error_append(warn, "%s: %s deadline %llums%s = %llums is not "
+	    "below the MTA's milter timeout (assumed %llums, Sendmail's "
+	    "default T=R:10s): the MTA may give up waiting and apply its "
+	    "default action to the session", c->path, where,
+	    (unsigned long long)p->deadline_ms, plus,
+	    (unsigned long long)total, (unsigned long long)RG_MTA_TIMEOUT_MS);
+}
+
 int
 rg_runtime_check(struct rg_runtime *rt, bool live, struct rg_error *err,
     struct rg_error *warn)
@@ -138,9 +168,11 @@ rg_runtime_check(struct rg_runtime *rt, bool live, struct rg_error *err,
 		rg_error_append(warn, "%s: [policy] domains is empty: no "
 		    "recipient is checked", c->path);
 	check_deadline(rt, &c->policy, "[policy]", warn);
+	check_mta_timeout(c, &c->policy, "[policy]", warn);
 	for (i = 0; i < c->ndomains; i++) {
 		snprintf(where, sizeof(where), "[domain %s]", c->domain[i].name);
 		check_deadline(rt, &c->domain[i].policy, where, warn);
+		check_mta_timeout(c, &c->domain[i].policy, where, warn);
 	}
 	if (!live)
 		return 0;

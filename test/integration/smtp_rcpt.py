@@ -3,7 +3,8 @@
 """One SMTP session to 127.0.0.1:PORT: EHLO, MAIL FROM, one RCPT per
 address; print each RCPT reply as "CODE TEXT" on one line. Options:
 -s SOURCE (bind address), -f FROM, -d (also send DATA if any RCPT was
-accepted and print the DATA reply as "DATA CODE TEXT"). An address "+"
+accepted and print the DATA reply as "DATA CODE TEXT"), -u (declare
+SMTPUTF8 on MAIL FROM; addresses are sent as UTF-8 either way). An address "+"
 ends one transaction and starts the next in the same session (MAIL FROM
 again)."""
 import argparse
@@ -14,6 +15,7 @@ ap = argparse.ArgumentParser()
 ap.add_argument("-s", dest="source", default=None)
 ap.add_argument("-f", dest="sender", default="sender@example.net")
 ap.add_argument("-d", dest="data", action="store_true")
+ap.add_argument("-u", dest="utf8", action="store_true")
 ap.add_argument("port", type=int)
 ap.add_argument("addrs", nargs="+")
 a = ap.parse_args()
@@ -22,6 +24,7 @@ try:
     s = smtplib.SMTP(
         "127.0.0.1", a.port, local_hostname="client.example.test",
         timeout=60, source_address=(a.source, 0) if a.source else None)
+    s.command_encoding = "utf-8"
     s.ehlo("client.example.test")
     groups = [[]]
     for rcpt in a.addrs:
@@ -30,7 +33,8 @@ try:
         else:
             groups[-1].append(rcpt)
     for group in groups:
-        code, msg = s.docmd("MAIL FROM:<%s>" % a.sender)
+        code, msg = s.docmd("MAIL FROM:<%s>%s" % (a.sender,
+                            " SMTPUTF8" if a.utf8 else ""))
         if code != 250:
             print("MAIL %d %s" % (code, msg.decode(errors="replace")))
             sys.exit(0)
