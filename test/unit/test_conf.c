@@ -1135,7 +1135,7 @@ test_packaged_conf(void **state)
 	assert_int_equal(c->nbackends, 3);
 	assert_int_equal(c->ndomains, 1);
 	assert_int_equal(c->policy.trusted_networks.n, 2);
-	assert_int_equal(c->harvest_exempt.n, 1);
+	assert_int_equal(c->harvest_exempt.n, 2);
 	rg_conf_unref(c);
 	free(on);
 	free(text);
