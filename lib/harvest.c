@@ -58,7 +58,7 @@ struct hv_entry {
 	uint64_t		 hash;
 	struct hv_entry		*hnext;		/* bucket chain */
 	struct hv_entry		*prev, *next;	/* counters or blocks list */
-	uint64_t		 count;		/* distinct unknowns in window */
+	uint64_t		 count;		/* distinct unknowns */
 	uint64_t		*seen;		/* hashes of nseen of them */
 	uint16_t		 nseen;
 	uint16_t		 seencap;	/* allocated */

@@ -647,7 +647,7 @@ struct distinct_case {
 	/* unknown recipients in order; "|" starts a new session, "-" is
 	 * one whose address is not known (NULL) */
 	const char	*rcpt[40];
-	bool		 client_blocked;	/* for a new session at the end */
+	bool		 client_blocked;	/* a new session at the end */
 	bool		 session_blocked;	/* the last session (a client
 						 * block ends it too) */
 };
@@ -757,7 +757,7 @@ test_mta_status(void **state)
 		if (rg_harvest_mta_status_counts(cases[i].status) !=
 		    cases[i].counts)
 			fail_msg("status '%s': counts should be %d",
-			    cases[i].status != NULL ? cases[i].status : "(null)",
+			    cases[i].status != NULL ? cases[i].status : "-",
 			    cases[i].counts);
 }
 
