@@ -1,10 +1,15 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Directory harvest limits: unknown recipients are counted per client
- * prefix in a fixed window that opens at the client's first unknown
- * recipient (so Redis can keep the same counter with INCR + PEXPIRE);
- * reaching max_unknown blocks the prefix for block_time. The per-session
- * limit ends that session only; its unknowns also count for the client.
+ * Directory harvest limits: distinct unknown recipients are counted per
+ * client prefix in a fixed window that opens at the client's first
+ * unknown recipient (so Redis can keep the same set with SADD +
+ * PEXPIRE); reaching max_unknown blocks the prefix for block_time. The
+ * per-session limit ends that session only; its unknowns also count for
+ * the client. Distinct, because a harvester tries different names while
+ * a list server retries the same stale ones: each entry remembers keyed
+ * hashes of its addresses, at most max_unknown + 1 (RG_HV_SEEN_MAX), and
+ * a session its first RG_HARVEST_SESSION_SEEN. The hash key is the state
+ * file's (or Redis's) so a restart does not count an address again.
  *
  * Memory is bounded by max_clients (rounded up to a multiple of the shard
  * count): when a shard is full, an expired block goes first, then the
@@ -53,7 +58,10 @@ struct hv_entry {
 	uint64_t		 hash;
 	struct hv_entry		*hnext;		/* bucket chain */
 	struct hv_entry		*prev, *next;	/* counters or blocks list */
-	uint64_t		 count;		/* unknowns in the window */
+	uint64_t		 count;		/* distinct unknowns */
+	uint64_t		*seen;		/* hashes of nseen of them */
+	uint16_t		 nseen;
+	uint16_t		 seencap;	/* allocated */
 	uint64_t		 window_end;	/* rg_now_ms; count dead then */
 	uint64_t		 blocked_until;	/* rg_now_ms; 0 = not blocked */
 	uint64_t		 remote_until;	/* Redis answer trusted until */
@@ -102,6 +110,8 @@ struct rg_harvest {
 	/* guards publishing a new limits snapshot (reload only) */
 	pthread_mutex_t		  conf_mu;
 	uint64_t		  sipkey[2];	/* read-only after new */
+	uint64_t		  addrkey[2];	/* address hashes; read-only
+						 * after new */
 	size_t			  cap;		/* entries per shard */
 	atomic_uint_fast64_t	  tarpit_active;
 	atomic_uint_fast64_t	  blocks;
@@ -268,7 +278,56 @@ entry_free(struct hv_shard *s, struct hv_entry *e)
 	if (e->dirty)
 		s->ndirty--;
 	s->n--;
+	free(e->seen);
 	free(e);
+}
+
+/* Room for this many remembered addresses under limits l. */
+static size_t
+seen_cap(const struct hv_limits *l)
+{
+	return l->max_unknown < RG_HV_SEEN_MAX ? (size_t)l->max_unknown + 1 :
+	    RG_HV_SEEN_MAX;
+}
+
+/*
+ * Is hash a new address for e? Remembered while there is room; beyond
+ * cap (or out of memory) an address counts without being remembered:
+ * by then the client is over max_unknown anyway.
+ */
+static bool
+entry_note(struct hv_entry *e, bool have, uint64_t hash, size_t cap)
+{
+	if (!have)
+		return true;
+	for (size_t i = 0; i < e->nseen; i++)
+		if (e->seen[i] == hash)
+			return false;
+	if (e->nseen >= cap)
+		return true;
+	if (e->nseen == e->seencap) {
+		size_t		 ncap = e->seencap == 0 ? 4 : e->seencap * 2;
+		uint64_t	*n;
+
+		if (ncap > RG_HV_SEEN_MAX)
+			ncap = RG_HV_SEEN_MAX;
+		if (ncap <= e->nseen ||
+		    (n = realloc(e->seen, ncap * sizeof(*n))) == NULL)
+			return true;
+		e->seen = n;
+		e->seencap = (uint16_t)ncap;
+	}
+	e->seen[e->nseen++] = hash;
+	return true;
+}
+
+/* The window (re)starts: forget its count and addresses. */
+static void
+entry_reset(struct hv_entry *e)
+{
+	e->count = 0;
+	e->nseen = 0;
+	e->window_end = 0;
 }
 
 static void
@@ -368,8 +427,7 @@ expire_block(struct hv_shard *s, struct hv_entry *e)
 {
 	e->blocked_until = 0;
 	e->remote_block = false;
-	e->count = 0;		/* a fresh start after serving the block */
-	e->window_end = 0;
+	entry_reset(e);		/* a fresh start after serving the block */
 	requeue(s, e);
 	/* The file's row is dead too; purge removes it. */
 }
@@ -412,11 +470,15 @@ load_row(const struct rg_hv_row *r, void *arg)
 
 	pthread_mutex_lock(&s->mu);
 	if ((e = find_or_add(h, s, &r->key, hash, c->mono)) != NULL) {
-		e->count = r->count;
+		entry_reset(e);
+		for (size_t i = 0; i < r->nseen; i++)
+			(void)entry_note(e, true, r->seen[i], RG_HV_SEEN_MAX);
+		/* a row from before distinct counting: a count, no hashes */
+		e->count = r->count > e->nseen ? r->count : e->nseen;
 		e->window_end = wall_to_mono(c, r->window_end);
 		e->blocked_until = wall_to_mono(c, r->blocked_until);
 		if (e->window_end == 0)
-			e->count = 0;
+			entry_reset(e);
 		requeue(s, e);
 	}
 	pthread_mutex_unlock(&s->mu);
@@ -435,8 +497,7 @@ lift_key(const struct rg_hv_key *k, void *arg)
 	if ((e = find(s, k, hash)) != NULL) {
 		was = e->blocked_until != 0;
 		e->blocked_until = 0;
-		e->count = 0;
-		e->window_end = 0;
+		entry_reset(e);
 		/* rewritten as a deletion, in case a flush raced the lift */
 		mark_dirty(s, e);
 		requeue(s, e);
@@ -464,72 +525,123 @@ redirty(struct rg_harvest *h, const struct rg_hv_row *rows, size_t n,
 }
 
 /*
+ * A batch of rows for the state file; the hashes of all rows in hs, row
+ * i's from off[i] (pointers are set once hs stops moving).
+ */
+struct batch {
+	struct rg_hv_row	*rows;
+	size_t			*off;
+	size_t			 n, cap;
+	uint64_t		*hs;
+	size_t			 nh, caph;
+};
+
+/* Room for more rows and hashes. -1 when out of memory. */
+static int
+batch_grow(struct batch *b, size_t rows, size_t hashes)
+{
+	if (b->n + rows > b->cap) {
+		size_t			 ncap = (b->n + rows) * 2;
+		struct rg_hv_row	*nr;
+		size_t			*no;
+
+		if ((nr = realloc(b->rows, ncap * sizeof(*nr))) == NULL)
+			return -1;
+		b->rows = nr;
+		if ((no = realloc(b->off, ncap * sizeof(*no))) == NULL)
+			return -1;
+		b->off = no;
+		b->cap = ncap;
+	}
+	if (b->nh + hashes > b->caph) {
+		size_t		 ncap = (b->nh + hashes) * 2;
+		uint64_t	*nh;
+
+		if ((nh = realloc(b->hs, ncap * sizeof(*nh))) == NULL)
+			return -1;
+		b->hs = nh;
+		b->caph = ncap;
+	}
+	return 0;
+}
+
+/* Copy s's dirty entries into b (shard locked). */
+static void
+batch_shard(struct batch *b, struct hv_shard *s, uint64_t mono,
+    uint64_t wall)
+{
+	struct hv_list	*lists[2] = { &s->counters, &s->blocks };
+
+	if (s->ndirty == 0 || batch_grow(b, s->ndirty, 0) == -1)
+		return;		/* out of memory: the rest stays dirty */
+	for (int l = 0; l < 2 && s->ndirty > 0; l++) {
+		struct hv_entry	*e, *next;
+
+		for (e = lists[l]->head; e != NULL; e = next) {
+			struct rg_hv_row	*r;
+
+			next = e->next;
+			if (!e->dirty)
+				continue;
+			if (batch_grow(b, 0, e->nseen) == -1)
+				return;
+			b->off[b->n] = b->nh;
+			r = &b->rows[b->n++];
+			r->key = e->key;
+			r->count = e->window_end > mono ? e->count : 0;
+			r->window_end = r->count > 0 ?
+			    wall + (e->window_end - mono) : 0;
+			r->blocked_until = e->blocked_until > mono ?
+			    wall + (e->blocked_until - mono) : 0;
+			r->nseen = r->count > 0 ? e->nseen : 0;
+			if (r->nseen > 0) {
+				memcpy(b->hs + b->nh, e->seen, r->nseen *
+				    sizeof(*b->hs));
+				b->nh += r->nseen;
+			}
+			e->dirty = false;
+			s->ndirty--;
+			/* a lifted entry was kept for its deletion */
+			if (r->count == 0 && r->blocked_until == 0)
+				entry_free(s, e);
+		}
+	}
+}
+
+/*
  * One batch: copy dirty entries shard by shard (short lock each), then
  * write them in one transaction with no lock held.
  */
 static void
 flush(struct rg_harvest *h)
 {
-	struct rg_hv_row	*rows = NULL;
-	size_t			 n = 0, cap = 0;
-	uint64_t		 mono = rg_now_ms(), wall = rg_wall_ms();
-	struct rg_error		 err;
+	struct batch	 b = { 0 };
+	uint64_t	 mono = rg_now_ms(), wall = rg_wall_ms();
+	struct rg_error	 err;
 
 	for (int i = 0; i < NSHARDS; i++) {
-		struct hv_shard	*s = &h->shard[i];
-		struct hv_list	*lists[2] = { &s->counters, &s->blocks };
-
-		pthread_mutex_lock(&s->mu);
-		if (s->ndirty > 0 && n + s->ndirty > cap) {
-			size_t			 ncap = (n + s->ndirty) * 2;
-			struct rg_hv_row	*nr;
-
-			nr = realloc(rows, ncap * sizeof(*rows));
-			if (nr == NULL) {
-				pthread_mutex_unlock(&s->mu);
-				break;	/* the rest stays dirty */
-			}
-			rows = nr;
-			cap = ncap;
-		}
-		for (int l = 0; l < 2 && s->ndirty > 0; l++) {
-			struct hv_entry	*e, *next;
-
-			for (e = lists[l]->head; e != NULL; e = next) {
-				struct rg_hv_row	*r;
-
-				next = e->next;
-				if (!e->dirty)
-					continue;
-				r = &rows[n++];
-				r->key = e->key;
-				r->count = e->window_end > mono ? e->count : 0;
-				r->window_end = r->count > 0 ?
-				    wall + (e->window_end - mono) : 0;
-				r->blocked_until = e->blocked_until > mono ?
-				    wall + (e->blocked_until - mono) : 0;
-				e->dirty = false;
-				s->ndirty--;
-				/* a lifted entry was kept for its deletion */
-				if (r->count == 0 && r->blocked_until == 0)
-					entry_free(s, e);
-			}
-		}
-		pthread_mutex_unlock(&s->mu);
+		pthread_mutex_lock(&h->shard[i].mu);
+		batch_shard(&b, &h->shard[i], mono, wall);
+		pthread_mutex_unlock(&h->shard[i].mu);
 	}
-	if (n > 0 && rg_hv_store_write(h->store, rows, n, wall, &err) == -1) {
+	for (size_t i = 0; i < b.n; i++)
+		b.rows[i].seen = b.hs != NULL ? b.hs + b.off[i] : NULL;
+	if (b.n > 0 && rg_hv_store_write(h->store, b.rows, b.n, wall, &err) ==
+	    -1) {
 		atomic_fetch_add(&h->store_errors, 1);
 		store_warn(h, "write", err.msg);
-		redirty(h, rows, n, mono);
+		redirty(h, b.rows, b.n, mono);
 	}
-	free(rows);
+	free(b.rows);
+	free(b.off);
+	free(b.hs);
 }
 
 static void
 store_cycle(struct rg_harvest *h, bool final)
 {
 	struct rg_error	err;
-	uint64_t	now = rg_now_ms();
+	uint64_t	now = rg_now_ms(), k[2];
 
 	if (h->store == NULL) {
 		if (now < h->next_reopen && !final)
@@ -540,6 +652,13 @@ store_cycle(struct rg_harvest *h, bool final)
 			store_warn(h, "open", err.msg);
 			return;
 		}
+		/*
+		 * Counting already uses addrkey: store it if the file has
+		 * none. Should the file hold another, only addresses seen
+		 * before this start may count once more after a restart.
+		 */
+		memcpy(k, h->addrkey, sizeof(k));
+		(void)rg_hv_store_hashkey(h->store, k, &err);
 		h->lift_since = UINT64_MAX;
 	}
 	if (rg_hv_store_lifted(h->store, &h->lift_since, lift_key, h, &err) ==
@@ -620,6 +739,9 @@ harvest_open_state(struct rg_harvest *h, const struct rg_conf *conf,
 		store_warn(h, "open", e2.msg);
 		h->next_reopen = rg_now_ms() + REOPEN_MS;
 	} else {
+		/* before loading: the rows' hashes were made with it */
+		if (rg_hv_store_hashkey(h->store, h->addrkey, &e2) == -1)
+			store_warn(h, "key", e2.msg);
 		c.h = h;
 		c.mono = rg_now_ms();
 		c.wall = rg_wall_ms();
@@ -659,6 +781,7 @@ rg_harvest_new(const struct rg_conf *conf, struct rg_error *err)
 		return NULL;
 	}
 	rg_hash_key_init(h->sipkey);
+	rg_hash_key_init(h->addrkey);	/* the state file's replaces it */
 	h->cap = (size_t)((maxc + NSHARDS - 1) / NSHARDS);
 	if (h->cap == 0)
 		h->cap = 1;
@@ -715,6 +838,7 @@ rg_harvest_free(struct rg_harvest *h)
 
 			for (e = s->bucket[b]; e != NULL; e = next) {
 				next = e->hnext;
+				free(e->seen);
 				free(e);
 			}
 		}
@@ -796,8 +920,7 @@ remote_check(struct rg_harvest *h, const struct hv_limits *l,
 			/* lifted in Redis (an operator or its expiry) */
 			e->blocked_until = 0;
 			e->remote_block = false;
-			e->count = 0;
-			e->window_end = 0;
+			entry_reset(e);
 			requeue(s, e);
 			lifted = true;
 		}
@@ -890,103 +1013,168 @@ tarpit_delay(struct rg_harvest *h, const struct hv_limits *l, uint64_t n)
 	return d;
 }
 
+/*
+ * Count the address for the session unless the session has seen it:
+ * a session retrying an address (one message after another to the same
+ * stale subscriber) is not harvesting.
+ */
+static enum rg_harvest_state
+session_note(const struct hv_limits *l, const struct client *c,
+    struct rg_harvest_session *sess, bool have, uint64_t ahash)
+{
+	bool	fresh = true;
+
+	for (unsigned i = 0; have && i < sess->nseen; i++)
+		if (sess->seen[i] == ahash)
+			fresh = false;
+	if (fresh) {
+		sess->unknown++;
+		if (have && sess->nseen < RG_HARVEST_SESSION_SEEN)
+			sess->seen[sess->nseen++] = ahash;
+	}
+	if (l->max_session == 0 || sess->unknown < l->max_session)
+		return RG_HARVEST_OK;
+	if (!sess->blocked && c->ok) {
+		char	p[RG_HV_KEYSTR] = "?";
+
+		rg_hv_key_format(&c->key, p, sizeof(p));
+		rg_info("harvest: session-limit prefix=%s count=%" PRIu64
+		    " limit=%" PRIu64, p, sess->unknown, l->max_session);
+	}
+	sess->blocked = true;
+	return RG_HARVEST_BLOCKED;
+}
+
+/* What one client_note did, for the logs and Redis after unlocking. */
+struct note_out {
+	uint64_t	count;		/* the client's count now */
+	uint64_t	left;		/* block time left, 0 = not blocked */
+	bool		newly;		/* this note imposed the block */
+	bool		expired;	/* an old block ran out */
+};
+
+/* Count one address for e (shard locked). */
+static void
+entry_count(struct rg_harvest *h, const struct hv_limits *l,
+    struct hv_shard *s, struct hv_entry *e, bool have, uint64_t ahash,
+    const uint64_t *shared, uint64_t now, struct note_out *o)
+{
+	bool	fresh;
+
+	if (e->blocked_until != 0 && e->blocked_until <= now) {
+		expire_block(s, e);
+		o->expired = true;
+	}
+	if (e->window_end <= now) {
+		entry_reset(e);
+		e->window_end = now + l->window_ms;
+	}
+	fresh = entry_note(e, have, ahash, seen_cap(l));
+	/*
+	 * Redis counted it distinct over every host: its count decides, but
+	 * never below what this host saw itself (Redis restarted or was
+	 * down). Adding our own on top would count an address twice.
+	 */
+	if (shared != NULL)
+		e->count = *shared > e->nseen ? *shared : e->nseen;
+	else if (fresh)
+		e->count++;
+	if (e->blocked_until == 0 && e->count >= l->max_unknown) {
+		e->blocked_until = now + l->block_ms;
+		e->remote_block = shared != NULL;
+		/* our own answer; no need to ask Redis back */
+		if (shared != NULL)
+			e->remote_until = now + REMOTE_TTL_MS;
+		o->newly = true;
+	}
+	o->count = e->count;
+	o->left = e->blocked_until > now ? e->blocked_until - now : 0;
+	if (h->path != NULL)
+		mark_dirty(s, e);
+	requeue(s, e);
+}
+
+/*
+ * Count rcpt for c's prefix, distinct within the window (and in Redis,
+ * shared by every host). *n gets the client's count when higher.
+ * Returns true when the client is blocked.
+ */
+static bool
+client_note(struct rg_harvest *h, const struct hv_limits *l,
+    const struct client *c, const char *rcpt, uint64_t ahash, uint64_t now,
+    uint64_t *n)
+{
+	struct hv_shard		*s = shard_of(h, c->hash);
+	struct hv_entry		*e;
+	struct note_out		 o = { 0 };
+	uint64_t		 shared = 0;
+	bool			 have_shared = false;
+#ifdef RG_HAVE_HIREDIS
+	char			 p[RG_HV_KEYSTR];
+
+	if (h->redis != NULL &&
+	    rg_hv_key_format(&c->key, p, sizeof(p)) == 0 &&
+	    rg_hv_redis_note(h->redis, p, rcpt, l->window_ms, seen_cap(l),
+	    &shared) == 0)
+		have_shared = true;
+#else
+	(void)rcpt;
+#endif
+	pthread_mutex_lock(&s->mu);
+	if ((e = find_or_add(h, s, &c->key, c->hash, now)) != NULL)
+		entry_count(h, l, s, e, rcpt != NULL, ahash,
+		    have_shared ? &shared : NULL, now, &o);
+	pthread_mutex_unlock(&s->mu);
+	if (o.expired)
+		log_unblock(&c->key, "expired");
+	if (o.newly) {
+		atomic_fetch_add(&h->blocks, 1);
+		log_block(&c->exact, &c->key, o.count, l->window_ms, o.left,
+		    "limit");
+	}
+#ifdef RG_HAVE_HIREDIS
+	if (o.newly && have_shared)
+		(void)rg_hv_redis_block(h->redis, p, l->block_ms, shared);
+#endif
+	if (o.count > *n)
+		*n = o.count;
+	return o.left > 0;
+}
+
 enum rg_harvest_state
 rg_harvest_note_unknown(struct rg_harvest *h, const struct sockaddr *client,
-    struct rg_harvest_session *sess, uint64_t now, uint64_t *tarpit_ms)
+    struct rg_harvest_session *sess, const char *rcpt, uint64_t now,
+    uint64_t *tarpit_ms)
 {
 	struct hv_limits	*l = atomic_load(&h->lim);
 	struct client		 c;
-	struct hv_shard		*s;
-	struct hv_entry		*e;
-	uint64_t		 n, shared = 0, left = 0, count = 0;
-	bool			 newly = false, blocked = false;
-	bool			 expired = false;
-	bool			 have_shared = false, to_redis = false;
-	enum rg_harvest_state	 st = RG_HARVEST_OK;
+	enum rg_harvest_state	 st;
+	uint64_t		 ahash = 0, n;
 
 	if (tarpit_ms != NULL)
 		*tarpit_ms = 0;
 	client_key(h, l, client, &c);
 	if (c.ok && is_exempt(l, &c.exact))
 		return RG_HARVEST_OK;
-	n = ++sess->unknown;
-	if (l->max_session > 0 && sess->unknown >= l->max_session) {
-		if (!sess->blocked && c.ok) {
-			char	p[RG_HV_KEYSTR] = "?";
-
-			rg_hv_key_format(&c.key, p, sizeof(p));
-			rg_info("harvest: session-limit prefix=%s count=%"
-			    PRIu64 " limit=%" PRIu64, p, sess->unknown,
-			    l->max_session);
-		}
+	if (rcpt != NULL)
+		ahash = rg_siphash24(h->addrkey, rcpt, strlen(rcpt));
+	st = session_note(l, &c, sess, rcpt != NULL, ahash);
+	n = sess->unknown;
+	if (c.ok && l->max_unknown > 0 &&
+	    client_note(h, l, &c, rcpt, ahash, now, &n)) {
 		sess->blocked = true;
 		st = RG_HARVEST_BLOCKED;
-	}
-	if (c.ok && l->max_unknown > 0) {
-#ifdef RG_HAVE_HIREDIS
-		char	p[RG_HV_KEYSTR];
-
-		if (h->redis != NULL &&
-		    rg_hv_key_format(&c.key, p, sizeof(p)) == 0 &&
-		    rg_hv_redis_incr(h->redis, p, l->window_ms, &shared) == 0)
-			have_shared = true;
-#endif
-		s = shard_of(h, c.hash);
-		pthread_mutex_lock(&s->mu);
-		if ((e = find_or_add(h, s, &c.key, c.hash, now)) != NULL) {
-			if (e->blocked_until != 0 && e->blocked_until <= now) {
-				expire_block(s, e);
-				expired = true;
-			}
-			if (e->window_end <= now) {
-				e->count = 0;
-				e->window_end = now + l->window_ms;
-			}
-			e->count++;
-			if (have_shared && shared > e->count)
-				e->count = shared;
-			n = e->count > n ? e->count : n;
-			if (e->blocked_until == 0 &&
-			    e->count >= l->max_unknown) {
-				e->blocked_until = now + l->block_ms;
-				e->remote_block = have_shared;
-				/* our own answer; no need to ask Redis back */
-				if (have_shared)
-					e->remote_until = now + REMOTE_TTL_MS;
-				to_redis = have_shared;
-				newly = true;
-				count = e->count;
-			}
-			blocked = e->blocked_until > now;
-			left = blocked ? e->blocked_until - now : 0;
-			if (h->path != NULL)
-				mark_dirty(s, e);
-			requeue(s, e);
-		}
-		pthread_mutex_unlock(&s->mu);
-		if (expired)
-			log_unblock(&c.key, "expired");
-		if (newly) {
-			atomic_fetch_add(&h->blocks, 1);
-			log_block(&c.exact, &c.key, count, l->window_ms, left,
-			    "limit");
-		}
-#ifdef RG_HAVE_HIREDIS
-		if (to_redis)
-			(void)rg_hv_redis_block(h->redis, p, l->block_ms,
-			    shared);
-#else
-		(void)to_redis;
-		(void)have_shared;
-#endif
-		if (blocked) {
-			sess->blocked = true;
-			st = RG_HARVEST_BLOCKED;
-		}
 	}
 	if (tarpit_ms != NULL)
 		*tarpit_ms = tarpit_delay(h, l, n);
 	return st;
+}
+
+bool
+rg_harvest_mta_status_counts(const char *status)
+{
+	/* Exactly "no such mailbox": nothing else says a name is unused. */
+	return status != NULL && strcmp(status, "5.1.1") == 0;
 }
 
 void

@@ -20,12 +20,21 @@
 
 struct rg_harvest;
 
+/*
+ * Addresses a session remembers to count each unknown recipient once;
+ * past this many distinct ones every further unknown counts (a session
+ * limit above it is unusual, and such a session is harvesting anyway).
+ */
+#define RG_HARVEST_SESSION_SEEN	16
+
 /* Per SMTP session state, owned by the caller (zero it at connect). */
 struct rg_harvest_session {
-	uint64_t	unknown;	/* unknown recipients in this session */
+	uint64_t	unknown;	/* distinct unknown recipients */
 	bool		blocked;	/* the session hit a limit */
 	uint64_t	shared_ok_until; /* Redis said "not blocked"; trust
 					  * that until this time (ms) */
+	uint64_t	seen[RG_HARVEST_SESSION_SEEN]; /* their keyed hashes */
+	unsigned	nseen;
 };
 
 enum rg_harvest_state {
@@ -56,7 +65,10 @@ enum rg_harvest_state rg_harvest_check(struct rg_harvest *,
 	    uint64_t now_ms);
 
 /*
- * Count one unknown recipient for client and session. Returns BLOCKED
+ * Count one unknown recipient rcpt (normalised; NULL = not known, counts
+ * as a new one) for client and session. Each distinct address counts
+ * once per session and once per client window: a server retrying the
+ * same stale addresses is not harvesting. Returns BLOCKED
  * when this reached a limit. *tarpit_ms (may be NULL) gets the delay the
  * caller should wait before replying (0 = none). A non-zero *tarpit_ms
  * holds one of tarpit_sessions slots: the caller sleeps (no lock held)
@@ -65,7 +77,16 @@ enum rg_harvest_state rg_harvest_check(struct rg_harvest *,
  */
 enum rg_harvest_state rg_harvest_note_unknown(struct rg_harvest *,
 	    const struct sockaddr *client, struct rg_harvest_session *,
-	    uint64_t now_ms, uint64_t *tarpit_ms);
+	    const char *rcpt, uint64_t now_ms, uint64_t *tarpit_ms);
+
+/*
+ * Does a recipient the MTA rejected itself (SMFIP_RCPT_REJ) count for
+ * the limits? status is the enhanced code the MTA gives in {rcpt_host}
+ * for such a recipient: only "5.1.1" (no such mailbox) counts; a 4.x.x
+ * (greylisting), 5.7.x (relay, RBL), 5.1.8 (a sender reject Postfix
+ * reports at RCPT), anything else, NULL or empty does not. Pure.
+ */
+bool	rg_harvest_mta_status_counts(const char *status);
 
 /* Release the tarpit slot taken by a note_unknown that set *tarpit_ms. */
 void	rg_harvest_tarpit_done(struct rg_harvest *);

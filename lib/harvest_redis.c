@@ -1,11 +1,18 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The harvest limiter's shared store in Redis, so that several MX hosts
- * count one harvester once: counters are INCR + PEXPIRE (a fixed window
- * from the first unknown), blocks are SET PX.
+ * count one harvester once: the distinct unknown addresses of a prefix
+ * are a small set of keyed hashes (SADD, capped, PEXPIRE at its first
+ * member: a fixed window from the first unknown), blocks are SET PX.
  *
- * Keys: rcptgate:harvest:count:PREFIX (integer) and
- * rcptgate:harvest:block:PREFIX ("count=N"), PREFIX as "203.0.113.0/24".
+ * Keys: rcptgate:harvest:seen:PREFIX (a set of at most max_unknown + 1
+ * hex hashes), rcptgate:harvest:block:PREFIX ("count=N") and
+ * rcptgate:harvest:hashkey (the hash key every host uses, made by the
+ * first); PREFIX as "203.0.113.0/24". rcptgate:harvest:count:PREFIX, the
+ * plain counter of releases before distinct counting, is read (added to
+ * the set's size until it expires) and deleted by unblock, never
+ * written: an upgrade, or hosts of both releases sharing one Redis,
+ * keep every block and count.
  *
  * Must not: hold a lock across a command, wait longer than the connect
  * and command timeouts (REDIS_TIMEOUT_MS), or retry an unreachable
@@ -25,14 +32,31 @@
 #include <sys/time.h>
 
 #include "harvest_store.h"
+#include "hash.h"
 #include "log.h"
 #include "rg_time.h"
 
 #define REDIS_TIMEOUT_MS	300
 #define REDIS_RETRY_MS		5000
 #define REDIS_POOL_MAX		16
-#define KEY_COUNT		"rcptgate:harvest:count:"
+#define KEY_COUNT		"rcptgate:harvest:count:"	/* old form */
+#define KEY_SEEN		"rcptgate:harvest:seen:"
 #define KEY_BLOCK		"rcptgate:harvest:block:"
+#define KEY_HASHKEY		"rcptgate:harvest:hashkey"
+
+/*
+ * One round trip, atomic: add the member while the set has room, open
+ * the window at the first member, return the distinct count plus an old
+ * release's counter. KEYS: seen, count; ARGV: member, cap, window ms.
+ */
+static const char note_script[] =
+	"local n = redis.call('SCARD', KEYS[1]) "
+	"if n < tonumber(ARGV[2]) then "
+	"n = n + redis.call('SADD', KEYS[1], ARGV[1]) end "
+	"if redis.call('PTTL', KEYS[1]) == -1 then "
+	"redis.call('PEXPIRE', KEYS[1], ARGV[3]) end "
+	"local old = tonumber(redis.call('GET', KEYS[2]) or '0') or 0 "
+	"return n + old";
 
 struct rg_hv_redis {
 	char		 host[256];
@@ -43,6 +67,11 @@ struct rg_hv_redis {
 	int		 nidle;
 	_Atomic uint64_t down_until;	/* rg_now_ms; 0 = up */
 	atomic_bool	 down_logged;	/* this outage was logged */
+	/* guards key; have_key is set (release) once key is valid */
+	pthread_mutex_t	 key_mu;
+	uint64_t	 key[2];
+	atomic_bool	 have_key;
+	atomic_uint_fast64_t nonce;	/* members for addresses not known */
 };
 
 static int
@@ -97,6 +126,7 @@ struct rg_hv_redis *
 rg_hv_redis_new(const char *url, struct rg_error *err)
 {
 	struct rg_hv_redis	*r;
+	uint64_t		 seed[2];
 
 	if ((r = calloc(1, sizeof(*r))) == NULL) {
 		rg_error_set(err, "harvest: out of memory");
@@ -109,6 +139,9 @@ rg_hv_redis_new(const char *url, struct rg_error *err)
 		return NULL;
 	}
 	pthread_mutex_init(&r->pool_mu, NULL);
+	pthread_mutex_init(&r->key_mu, NULL);
+	rg_hash_key_init(seed);		/* hosts must not share nonces */
+	atomic_store(&r->nonce, seed[0]);
 	return r;
 }
 
@@ -120,6 +153,7 @@ rg_hv_redis_free(struct rg_hv_redis *r)
 	for (int i = 0; i < r->nidle; i++)
 		redisFree(r->idle[i]);
 	pthread_mutex_destroy(&r->pool_mu);
+	pthread_mutex_destroy(&r->key_mu);
 	free(r);
 }
 
@@ -219,39 +253,73 @@ is_int(const redisReply *rep)
 	return rep != NULL && rep->type == REDIS_REPLY_INTEGER;
 }
 
+/*
+ * The hash key shared by every host: the first one to ask stores a
+ * random one (SET NX), all read it back. Fetched once per process.
+ */
+static bool
+shared_key(struct rg_hv_redis *r, redisContext *c, uint64_t key[2])
+{
+	uint64_t	 mine[2];
+	redisReply	*rep;
+	bool		 ok;
+
+	if (atomic_load(&r->have_key)) {
+		pthread_mutex_lock(&r->key_mu);
+		memcpy(key, r->key, sizeof(r->key));
+		pthread_mutex_unlock(&r->key_mu);
+		return true;
+	}
+	rg_hash_key_init(mine);
+	rep = redisCommand(c, "SET " KEY_HASHKEY " %016" PRIx64 "%016" PRIx64
+	    " NX", mine[0], mine[1]);
+	freeReplyObject(rep);
+	rep = redisCommand(c, "GET " KEY_HASHKEY);
+	ok = rep != NULL && rep->type == REDIS_REPLY_STRING &&
+	    rep->len == 32 && sscanf(rep->str, "%16" SCNx64 "%16" SCNx64,
+	    &key[0], &key[1]) == 2;
+	freeReplyObject(rep);
+	if (ok) {
+		pthread_mutex_lock(&r->key_mu);
+		memcpy(r->key, key, sizeof(r->key));
+		pthread_mutex_unlock(&r->key_mu);
+		atomic_store(&r->have_key, true);
+	}
+	return ok;
+}
+
 int
-rg_hv_redis_incr(struct rg_hv_redis *r, const char *prefix,
-    uint64_t window_ms, uint64_t *count)
+rg_hv_redis_note(struct rg_hv_redis *r, const char *prefix,
+    const char *rcpt, uint64_t window_ms, size_t cap, uint64_t *count)
 {
 	redisContext	*c;
-	redisReply	*a = NULL, *b = NULL, *e = NULL;
+	redisReply	*a = NULL;
+	uint64_t	 key[2];
+	char		 member[40], ks[128], kc[128], sc[24], sw[24];
 	bool		 ok = false;
 
 	if ((c = take(r)) == NULL)
 		return -1;
-	/* Pipelined: one round trip for the common case. */
-	redisAppendCommand(c, "INCR " KEY_COUNT "%s", prefix);
-	redisAppendCommand(c, "PTTL " KEY_COUNT "%s", prefix);
-	if (redisGetReply(c, (void **)&a) != REDIS_OK ||
-	    redisGetReply(c, (void **)&b) != REDIS_OK || !is_int(a) ||
-	    !is_int(b))
+	if (!shared_key(r, c, key))
 		goto out;
-	/*
-	 * No expiry yet: the first INCR of a window, or one whose PEXPIRE
-	 * was lost in a crash. Either way the window starts now.
-	 */
-	if (b->integer == -1) {
-		e = redisCommand(c, "PEXPIRE " KEY_COUNT "%s %" PRIu64, prefix,
-		    window_ms > 0 ? window_ms : 1);
-		if (!is_int(e))
-			goto out;
-	}
+	if (rcpt != NULL)
+		snprintf(member, sizeof(member), "%016" PRIx64,
+		    rg_siphash24(key, rcpt, strlen(rcpt)));
+	else		/* never equal to a hash: 17 characters */
+		snprintf(member, sizeof(member), "n%016" PRIx64,
+		    (uint64_t)atomic_fetch_add(&r->nonce, 1));
+	snprintf(ks, sizeof(ks), KEY_SEEN "%s", prefix);
+	snprintf(kc, sizeof(kc), KEY_COUNT "%s", prefix);
+	snprintf(sc, sizeof(sc), "%zu", cap > 0 ? cap : 1);
+	snprintf(sw, sizeof(sw), "%" PRIu64, window_ms > 0 ? window_ms : 1);
+	a = redisCommand(c, "EVAL %s 2 %s %s %s %s %s", note_script, ks, kc,
+	    member, sc, sw);
+	if (!is_int(a))
+		goto out;
 	*count = a->integer < 0 ? 0 : (uint64_t)a->integer;
 	ok = true;
 out:
 	freeReplyObject(a);
-	freeReplyObject(b);
-	freeReplyObject(e);
 	give(r, c, ok);
 	return ok ? 0 : -1;
 }
@@ -315,6 +383,25 @@ tool_connect(const char *url, struct rg_error *err)
 	return c;
 }
 
+/* A set of distinct unknowns, listed as a counter. */
+static void
+list_seen(redisContext *c, const char *k, uint64_t wall, FILE *out)
+{
+	redisReply	*n, *t;
+	char		 until[32];
+
+	n = redisCommand(c, "SCARD %s", k);
+	t = redisCommand(c, "PTTL %s", k);
+	if (is_int(n) && is_int(t) && t->integer > 0) {
+		rg_hv_wall_format(wall + (uint64_t)t->integer, until,
+		    sizeof(until));
+		fprintf(out, "%s\tcounting\tcount=%lld\twindow_end=%s\n",
+		    k + strlen(KEY_SEEN), n->integer, until);
+	}
+	freeReplyObject(n);
+	freeReplyObject(t);
+}
+
 int
 rg_hv_redis_list(const char *url, FILE *out, struct rg_error *err)
 {
@@ -343,6 +430,10 @@ rg_hv_redis_list(const char *url, FILE *out, struct rg_error *err)
 			bool		 block;
 
 			block = strncmp(k, KEY_BLOCK, strlen(KEY_BLOCK)) == 0;
+			if (strncmp(k, KEY_SEEN, strlen(KEY_SEEN)) == 0) {
+				list_seen(c, k, wall, out);
+				continue;
+			}
 			if (!block && strncmp(k, KEY_COUNT,
 			    strlen(KEY_COUNT)) != 0)
 				continue;
@@ -385,8 +476,8 @@ rg_hv_redis_unblock(const char *url, const char *prefix, struct rg_error *err)
 
 	if ((c = tool_connect(url, err)) == NULL)
 		return -1;
-	rep = redisCommand(c, "DEL " KEY_BLOCK "%s " KEY_COUNT "%s", prefix,
-	    prefix);
+	rep = redisCommand(c, "DEL " KEY_BLOCK "%s " KEY_COUNT "%s " KEY_SEEN
+	    "%s", prefix, prefix, prefix);
 	if (!is_int(rep)) {
 		rg_error_set(err, "harvest state %s: DEL failed", url);
 		ret = -1;

@@ -2,9 +2,12 @@
 /*
  * The harvest limiter's client keys and its SQLite state file.
  *
- * The state file holds one row per client prefix (counter, window end,
- * block end, all wall-clock ms so they survive a reboot) and a journal
- * of blocks lifted by an operator, which running daemons poll. It runs
+ * The state file holds one row per client prefix (distinct count, the
+ * hashes of those addresses, window end, block end, all wall-clock ms so
+ * they survive a reboot), the key of those hashes, and a journal of
+ * blocks lifted by an operator, which running daemons poll. A file
+ * written before distinct counting (no "seen" column, no key) is
+ * upgraded in place when opened: its rows keep their counts and blocks. It runs
  * in WAL mode and every batch is one transaction, so a crash leaves the
  * previous batch or the new one, never half.
  *
@@ -43,7 +46,11 @@ static const char schema[] =
 	" count INTEGER NOT NULL,"
 	" window_end INTEGER NOT NULL,"
 	" blocked_until INTEGER NOT NULL,"
-	" updated INTEGER NOT NULL);"
+	" updated INTEGER NOT NULL,"
+	" seen BLOB);"
+	"CREATE TABLE IF NOT EXISTS meta ("
+	" name TEXT PRIMARY KEY,"
+	" value BLOB NOT NULL);"
 	"CREATE TABLE IF NOT EXISTS lifted ("
 	" id INTEGER PRIMARY KEY AUTOINCREMENT,"
 	" prefix TEXT NOT NULL,"
@@ -225,6 +232,49 @@ db_open(const char *path, int flags, struct rg_error *err)
 	return db;
 }
 
+/*
+ * A file from before distinct counting has no "seen" column: add it (an
+ * old row reads as NULL, i.e. a count without hashes). Its CREATE
+ * statement above left the old table as it was. 0 or -1.
+ */
+static int
+upgrade(sqlite3 *db)
+{
+	sqlite3_stmt	*q;
+
+	if (sqlite3_prepare_v2(db, "SELECT seen FROM clients LIMIT 0", -1,
+	    &q, NULL) == SQLITE_OK) {
+		sqlite3_finalize(q);
+		return 0;
+	}
+	return sqlite3_exec(db, "ALTER TABLE clients ADD COLUMN seen BLOB",
+	    NULL, NULL, NULL) == SQLITE_OK ? 0 : -1;
+}
+
+/* Hashes as big-endian 8-byte words: the file moves between machines. */
+static void
+seen_encode(unsigned char *buf, const uint64_t *seen, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		for (int b = 0; b < 8; b++)
+			buf[i * 8 + (size_t)b] =
+			    (unsigned char)(seen[i] >> (56 - 8 * b));
+}
+
+static size_t
+seen_decode(uint64_t *seen, size_t max, const unsigned char *buf,
+    size_t len)
+{
+	size_t	n = len / 8 < max ? len / 8 : max;
+
+	for (size_t i = 0; i < n; i++) {
+		seen[i] = 0;
+		for (int b = 0; b < 8; b++)
+			seen[i] = seen[i] << 8 | buf[i * 8 + (size_t)b];
+	}
+	return n;
+}
+
 struct rg_hv_store *
 rg_hv_store_open(const char *path, struct rg_error *err)
 {
@@ -237,14 +287,16 @@ rg_hv_store_open(const char *path, struct rg_error *err)
 	st->db = db_open(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, err);
 	if (st->db == NULL)
 		goto fail;
-	if (sqlite3_exec(st->db, schema, NULL, NULL, NULL) != SQLITE_OK) {
+	if (sqlite3_exec(st->db, schema, NULL, NULL, NULL) != SQLITE_OK ||
+	    upgrade(st->db) == -1) {
 		rg_error_set(err, "harvest state %s: %s", path,
 		    sqlite3_errmsg(st->db));
 		goto fail;
 	}
 	if (sqlite3_prepare_v2(st->db, "INSERT OR REPLACE INTO clients"
-	    " (prefix, count, window_end, blocked_until, updated)"
-	    " VALUES (?1, ?2, ?3, ?4, ?5)", -1, &st->put, NULL) != SQLITE_OK ||
+	    " (prefix, count, window_end, blocked_until, updated, seen)"
+	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6)", -1, &st->put, NULL) !=
+	    SQLITE_OK ||
 	    sqlite3_prepare_v2(st->db, "DELETE FROM clients WHERE prefix = ?1",
 	    -1, &st->del, NULL) != SQLITE_OK) {
 		rg_error_set(err, "harvest state %s: %s", path,
@@ -268,6 +320,36 @@ rg_hv_store_close(struct rg_hv_store *st)
 	free(st);
 }
 
+int
+rg_hv_store_hashkey(struct rg_hv_store *st, uint64_t key[2],
+    struct rg_error *err)
+{
+	sqlite3_stmt	*q;
+	unsigned char	 buf[16];
+	uint64_t	 k[2];
+	int		 rc;
+
+	seen_encode(buf, key, 2);
+	if (sqlite3_prepare_v2(st->db, "INSERT OR IGNORE INTO meta"
+	    " (name, value) VALUES ('hashkey', ?1)", -1, &q, NULL) !=
+	    SQLITE_OK)
+		return db_fail(st->db, err, "key");
+	sqlite3_bind_blob(q, 1, buf, sizeof(buf), SQLITE_TRANSIENT);
+	rc = sqlite3_step(q);
+	sqlite3_finalize(q);
+	if (rc != SQLITE_DONE || sqlite3_prepare_v2(st->db, "SELECT value"
+	    " FROM meta WHERE name = 'hashkey'", -1, &q, NULL) != SQLITE_OK)
+		return db_fail(st->db, err, "key");
+	if ((rc = sqlite3_step(q)) == SQLITE_ROW &&
+	    sqlite3_column_bytes(q, 0) == (int)sizeof(buf) &&
+	    seen_decode(k, 2, sqlite3_column_blob(q, 0), sizeof(buf)) == 2) {
+		key[0] = k[0];
+		key[1] = k[1];
+	}
+	sqlite3_finalize(q);
+	return rc == SQLITE_ROW ? 0 : db_fail(st->db, err, "key");
+}
+
 static int64_t
 i64(uint64_t v)
 {
@@ -289,7 +371,7 @@ rg_hv_store_load(struct rg_hv_store *st, uint64_t now, size_t max,
 	int		 rc, n = 0;
 
 	if (sqlite3_prepare_v2(st->db, "SELECT prefix, count, window_end,"
-	    " blocked_until FROM clients"
+	    " blocked_until, seen FROM clients"
 	    " WHERE blocked_until > ?1 OR (window_end > ?1 AND count > 0)"
 	    " ORDER BY blocked_until > ?1 DESC, updated DESC LIMIT ?2",
 	    -1, &q, NULL) != SQLITE_OK)
@@ -299,6 +381,8 @@ rg_hv_store_load(struct rg_hv_store *st, uint64_t now, size_t max,
 	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
 		struct rg_hv_row	 row;
 		const char		*p;
+		uint64_t		 seen[RG_HV_SEEN_MAX];
+		const void		*blob;
 
 		p = (const char *)sqlite3_column_text(q, 0);
 		if (p == NULL || rg_hv_key_parse(p, 32, 128, &row.key) == -1)
@@ -306,10 +390,17 @@ rg_hv_store_load(struct rg_hv_store *st, uint64_t now, size_t max,
 		row.count = u64(sqlite3_column_int64(q, 1));
 		row.window_end = u64(sqlite3_column_int64(q, 2));
 		row.blocked_until = u64(sqlite3_column_int64(q, 3));
+		/* NULL in a row written before distinct counting */
+		blob = sqlite3_column_blob(q, 4);
+		row.nseen = blob == NULL ? 0 : seen_decode(seen, RG_HV_SEEN_MAX,
+		    blob, (size_t)sqlite3_column_bytes(q, 4));
+		row.seen = seen;
+		if (row.nseen > row.count)
+			row.count = row.nseen;
 		if (row.blocked_until <= now)
 			row.blocked_until = 0;
 		if (row.window_end <= now)
-			row.count = 0, row.window_end = 0;
+			row.count = 0, row.window_end = 0, row.nseen = 0;
 		fn(&row, arg);
 		n++;
 	}
@@ -323,7 +414,8 @@ int
 rg_hv_store_write(struct rg_hv_store *st, const struct rg_hv_row *rows,
     size_t n, uint64_t now, struct rg_error *err)
 {
-	char	p[RG_HV_KEYSTR];
+	char		p[RG_HV_KEYSTR];
+	unsigned char	blob[RG_HV_SEEN_MAX * 8];
 
 	if (n == 0)
 		return 0;
@@ -346,6 +438,12 @@ rg_hv_store_write(struct rg_hv_store *st, const struct rg_hv_row *rows,
 			sqlite3_bind_int64(s, 3, i64(r->window_end));
 			sqlite3_bind_int64(s, 4, i64(r->blocked_until));
 			sqlite3_bind_int64(s, 5, i64(now));
+			if (r->nseen > 0 && r->nseen <= RG_HV_SEEN_MAX) {
+				seen_encode(blob, r->seen, r->nseen);
+				sqlite3_bind_blob(s, 6, blob,
+				    (int)(r->nseen * 8), SQLITE_TRANSIENT);
+			} else
+				sqlite3_bind_null(s, 6);
 		}
 		if (sqlite3_step(s) != SQLITE_DONE) {
 			db_fail(st->db, err, "write");

@@ -56,14 +56,29 @@ int	rg_hv_key_parse(const char *s, int v4prefix, int v6prefix,
 /* "2024-05-01T12:00:00Z" for wall ms. */
 void	rg_hv_wall_format(uint64_t wall_ms, char *buf, size_t len);
 
+/*
+ * Keyed hashes of the distinct unknown addresses a client entry keeps
+ * (in memory, in the state file, in Redis), at most max_unknown + 1 and
+ * never more than this: once over max_unknown the client is blocked, so
+ * more would only cost memory.
+ */
+#define RG_HV_SEEN_MAX	64
+
 /* ---- SQLite state file ---- */
 
-/* One client's state, times in wall-clock ms (0 = none). */
+/*
+ * One client's state, times in wall-clock ms (0 = none). count is the
+ * number of distinct unknown addresses in the window; seen holds the
+ * hashes of those remembered (nseen <= count: a row written by a
+ * release before distinct counting has a count and no hashes).
+ */
 struct rg_hv_row {
 	struct rg_hv_key key;
-	uint64_t	count;		/* unknowns in the current window */
+	uint64_t	count;		/* distinct unknowns in the window */
 	uint64_t	window_end;	/* the window closes then */
 	uint64_t	blocked_until;	/* 0 = not blocked */
+	const uint64_t	*seen;		/* nseen hashes; owned by the caller */
+	size_t		 nseen;
 };
 
 struct rg_hv_store;
@@ -74,6 +89,14 @@ struct rg_hv_store;
  */
 struct rg_hv_store *rg_hv_store_open(const char *path, struct rg_error *);
 void	rg_hv_store_close(struct rg_hv_store *);	/* NULL allowed */
+
+/*
+ * The key the file's address hashes are made with: key is stored unless
+ * the file has one, then replaced by the file's, so hashes written
+ * before a restart match those made after it. 0, or -1 with err.
+ */
+int	rg_hv_store_hashkey(struct rg_hv_store *, uint64_t key[2],
+	    struct rg_error *);
 
 /*
  * Call fn for each row still alive at wall time now (blocks first, then
@@ -127,12 +150,16 @@ struct rg_hv_redis *rg_hv_redis_new(const char *url, struct rg_error *);
 void	rg_hv_redis_free(struct rg_hv_redis *);	/* NULL allowed */
 
 /*
- * Count one unknown for prefix; the counter expires window_ms after its
- * first increment. *count gets the shared count. 0, or -1 when Redis is
- * unavailable (logged once per outage; retried after a pause).
+ * Count the unknown address rcpt (NULL: a new one) for prefix, once per
+ * window: a set of at most cap keyed hashes that expires window_ms after
+ * its first member. *count gets the distinct count shared by every
+ * host (plus a counter left by a release before distinct counting). 0,
+ * or -1 when Redis is unavailable (logged once per outage; retried
+ * after a pause).
  */
-int	rg_hv_redis_incr(struct rg_hv_redis *, const char *prefix,
-	    uint64_t window_ms, uint64_t *count);
+int	rg_hv_redis_note(struct rg_hv_redis *, const char *prefix,
+	    const char *rcpt, uint64_t window_ms, size_t cap,
+	    uint64_t *count);
 
 /* Block prefix for block_ms (SET PX). 0 or -1. */
 int	rg_hv_redis_block(struct rg_hv_redis *, const char *prefix,

@@ -599,7 +599,7 @@ rg_decide(struct rg_engine *e, struct rg_runtime *rt, struct rg_client *cl,
 		if (harvest_on)
 			rg_harvest_note_unknown(e->harvest,
 			    (const struct sockaddr *)&cl->addr, &cl->harvest,
-			    rg_now_ms(), &v->delay_ms);
+			    a.address, rg_now_ms(), &v->delay_ms);
 		return;
 	default:
 		failure_verdict(e, p, &ans, v);
@@ -613,13 +613,22 @@ rg_decide(struct rg_engine *e, struct rg_runtime *rt, struct rg_client *cl,
 
 void
 rg_note_mta_reject(struct rg_engine *e, struct rg_runtime *rt,
-    struct rg_client *cl)
+    struct rg_client *cl, const char *raw, const char *status)
 {
-	if (e->harvest == NULL || !cl->have_addr ||
+	struct rg_addr	a;
+	char		r[128], st[16];
+	bool		counts = rg_harvest_mta_status_counts(status);
+
+	rg_log_escape(r, sizeof(r), raw != NULL ? raw : "");
+	rg_log_escape(st, sizeof(st), status != NULL ? status : "");
+	rg_debug("mta-reject rcpt=%s status=%s counted=%s", r, st,
+	    counts ? "yes" : "no");
+	if (!counts || e->harvest == NULL || !cl->have_addr ||
 	    exemption(cl, &rt->conf->policy) != NULL)
 		return;
 	rg_harvest_note_unknown(e->harvest, (const struct sockaddr *)&cl->addr,
-	    &cl->harvest, rg_now_ms(), NULL);
+	    &cl->harvest, raw != NULL && rg_addr_parse(raw, &a) == RG_ADDR_OK ?
+	    a.address : raw, rg_now_ms(), NULL);
 }
 
 void

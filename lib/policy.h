@@ -118,11 +118,12 @@ void	rg_decide(struct rg_engine *, struct rg_runtime *, struct rg_client *,
 void	rg_tarpit_done(struct rg_engine *);
 
 /*
- * The MTA rejected a recipient itself (SMFIP_RCPT_REJ): count it as an
- * unknown recipient for the harvest limits, nothing else.
+ * The MTA rejected recipient raw itself (SMFIP_RCPT_REJ) with enhanced
+ * code status ({rcpt_host}; may be NULL): count it as an unknown
+ * recipient for the harvest limits when status is 5.1.1, nothing else.
  */
 void	rg_note_mta_reject(struct rg_engine *, struct rg_runtime *,
-	    struct rg_client *);
+	    struct rg_client *, const char *raw, const char *status);
 
 /* Log one line for a verdict that is not a plain accept. */
 void	rg_verdict_log(const struct rg_client *, const struct rg_verdict *);

@@ -124,7 +124,8 @@ mlfi_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1,
 	*pf0 = 0;
 	if ((f0 & SMFIF_SETSYMLIST) &&
 	    smfi_setsymlist(ctx, SMFIM_ENVRCPT,
-	    "{client_addr} {auth_authen} i {rcpt_mailer}") == MI_SUCCESS) {
+	    "{client_addr} {auth_authen} i {rcpt_mailer} {rcpt_host}") ==
+	    MI_SUCCESS) {
 		*pf0 |= SMFIF_SETSYMLIST;
 		skip |= SMFIP_NOCONNECT;
 		no_macros(ctx);
@@ -195,10 +196,12 @@ mlfi_envrcpt(SMFICTX *ctx, char **argv)
 	conn->client.authenticated = auth != NULL && *auth != '\0';
 	conn_set_queue_id(conn, smfi_getsymval(ctx, "i"));
 	/* With SMFIP_RCPT_REJ the MTA shows recipients it rejected itself,
-	 * with rcpt_mailer "error": count them, answer nothing new. */
+	 * with rcpt_mailer "error" and the enhanced code in rcpt_host: a
+	 * 5.1.1 counts, answer nothing new. */
 	mailer = smfi_getsymval(ctx, "{rcpt_mailer}");
 	if (mailer != NULL && strcmp(mailer, "error") == 0) {
-		rg_note_mta_reject(rg_milter_engine, conn->rt, &conn->client);
+		rg_note_mta_reject(rg_milter_engine, conn->rt, &conn->client,
+		    argv[0], smfi_getsymval(ctx, "{rcpt_host}"));
 		return SMFIS_CONTINUE;
 	}
 

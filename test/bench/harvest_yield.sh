@@ -70,6 +70,8 @@ run() {
 		block_time = 1h
 		action = tempfail
 		state =
+		# the probes come from 127.0.0.1, exempt by default
+		exempt =
 	EOT
 	rg_start_rcptgate "$T/$name.conf" || exit 1
 	rg_start_postfix "$name" "unix:$sock" || exit 1

@@ -55,6 +55,8 @@ conf() {
 	    -e "s|^max_unknown = 0|max_unknown = 1000000|" \
 	    -e "s|^user =.*|user = ${4:-}|" \
 	    -e "s|^state =.*|state = $3|" "$1"
+	# the clients are 127.0.0.N: loopback is exempt by default
+	sed -i 's/^\[harvest\]$/&\nexempt =/' "$1"
 }
 
 # rows FILE: rows in the state file's clients table ("" when unreadable)

@@ -60,15 +60,16 @@ rg_check "IPv6 client logged" grep -q 'reject rcpt=<nobody@example.com> client=\
 rg_expect_eq "no client address at all: still checked" \
 	"$(mt_session g i Q2 -- nobody@example.com alice@example.com)" "RC"
 
-# Three recipients the MTA rejected itself, then one more: the session
-# limit (3) is reached without rcptgate having replied to any of them.
+# Three recipients the MTA rejected itself as unknown (5.1.1 in
+# {rcpt_host}), then one more: the session limit (3) is reached without
+# rcptgate having replied to any of them. Other codes count nothing.
 rg_expect_eq "MTA-rejected recipients count, unanswered" \
-	"$(mt_session h "$client" 192.0.2.44 '{rcpt_mailer}' error -- x1@example.com x2@example.com x3@example.com)" "CCC"
+	"$(mt_session h "$client" 192.0.2.44 '{rcpt_mailer}' error '{rcpt_host}' 5.1.1 -- x1@example.com x2@example.com x3@example.com)" "CCC"
 cat >"$T/h3.lua" <<-EOT
 	conn = mt.connect('unix:$T/rcptgate.sock')
 	if mt.negotiate(conn, nil, nil, nil) ~= nil then error('negotiate') end
 	for i = 1, 3 do
-		mt.macro(conn, SMFIC_RCPT, '{client_addr}', '192.0.2.45', '{rcpt_mailer}', 'error')
+		mt.macro(conn, SMFIC_RCPT, '{client_addr}', '192.0.2.45', '{rcpt_mailer}', 'error', '{rcpt_host}', '5.1.1')
 		if mt.rcptto(conn, '<y' .. i .. '@example.com>') ~= nil then error('rcptto') end
 		mt.getreply(conn)
 	end
@@ -78,6 +79,14 @@ cat >"$T/h3.lua" <<-EOT
 	mt.disconnect(conn)
 EOT
 rg_expect_eq "session blocked after 3 MTA-rejected recipients" "$(miltertest -s "$T/h3.lua" 2>&1)" "blocked"
+for code in 4.2.0 5.7.1 5.1.8 none; do
+	host=", '{rcpt_host}', '$code'"
+	[ "$code" = none ] && host=
+	sed -e "s/'error', '{rcpt_host}', '5.1.1'/'error'$host/" \
+	    -e "s/192\.0\.2\.45/192.0.2.46/g" "$T/h3.lua" >"$T/h3-$code.lua"
+	rg_expect_eq "3 MTA rejects with code $code: the session goes on" \
+	    "$(miltertest -s "$T/h3-$code.lua" 2>&1)" "open"
+done
 
 # DATA is answered with continue, never accept (issue 12 point 1: with
 # accept, Postfix 3.7 skips the milter for RCPTs sent after its own

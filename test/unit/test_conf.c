@@ -253,7 +253,7 @@ check_defaults(const struct rg_conf *c)
 		{ "tarpit", c->harvest_tarpit_ms, 0 },
 		{ "tarpit_max", c->harvest_tarpit_max_ms, 16000 },
 		{ "tarpit_sessions", c->harvest_tarpit_sessions, 64 },
-		{ "exempt", c->harvest_exempt.n, 0 },
+		{ "exempt", c->harvest_exempt.n, 2 },	/* 127.0.0.0/8, ::1 */
 		{ "block_allows_postmaster",
 		    c->harvest_block_allows_postmaster, 0 },
 		{ "max_clients", c->harvest_max_clients, 100000 },
@@ -1135,7 +1135,7 @@ test_packaged_conf(void **state)
 	assert_int_equal(c->nbackends, 3);
 	assert_int_equal(c->ndomains, 1);
 	assert_int_equal(c->policy.trusted_networks.n, 2);
-	assert_int_equal(c->harvest_exempt.n, 1);
+	assert_int_equal(c->harvest_exempt.n, 2);
 	rg_conf_unref(c);
 	free(on);
 	free(text);

@@ -34,6 +34,10 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <sqlite3.h>
+#ifdef RG_HAVE_HIREDIS
+#include <hiredis/hiredis.h>
+#endif
 
 #include "harvest.h"
 #include "rg_time.h"
@@ -102,7 +106,17 @@ unknown1(struct rg_harvest *h, const char *addr, uint64_t now)
 	struct rg_harvest_session	s = { 0 };
 	struct sockaddr_storage		ss = sa(addr);
 
-	return rg_harvest_note_unknown(h, SA(ss), &s, now, NULL);
+	return rg_harvest_note_unknown(h, SA(ss), &s, NULL, now, NULL);
+}
+
+/* One unknown recipient rcpt in a session of its own. */
+static enum rg_harvest_state
+note(struct rg_harvest *h, const char *addr, const char *rcpt, uint64_t now)
+{
+	struct rg_harvest_session	s = { 0 };
+	struct sockaddr_storage		ss = sa(addr);
+
+	return rg_harvest_note_unknown(h, SA(ss), &s, rcpt, now, NULL);
 }
 
 /* Is addr blocked for a fresh session at now? */
@@ -285,7 +299,7 @@ test_session(void **state)
 	for (size_t k = 0; k < 3; k++) {
 		assert_int_equal(rg_harvest_check(h, SA(ss), &s, base + k),
 		    RG_HARVEST_OK);
-		assert_int_equal(rg_harvest_note_unknown(h, SA(ss), &s,
+		assert_int_equal(rg_harvest_note_unknown(h, SA(ss), &s, NULL,
 		    base + k, NULL), want[k]);
 	}
 	assert_int_equal(s.unknown, 3);
@@ -303,12 +317,12 @@ test_session(void **state)
 	memset(&s, 0, sizeof(s));
 	memset(&s2, 0, sizeof(s2));
 	for (int k = 0; k < 3; k++)
-		rg_harvest_note_unknown(h, SA(ss), &s, base + k, NULL);
+		rg_harvest_note_unknown(h, SA(ss), &s, NULL, base + k, NULL);
 	assert_int_equal(rg_harvest_check(h, SA(ss), &s2, base + 5),
 	    RG_HARVEST_OK);
-	rg_harvest_note_unknown(h, SA(ss), &s2, base + 6, NULL);
-	assert_int_equal(rg_harvest_note_unknown(h, SA(ss), &s2, base + 7,
-	    NULL), RG_HARVEST_BLOCKED);
+	rg_harvest_note_unknown(h, SA(ss), &s2, NULL, base + 6, NULL);
+	assert_int_equal(rg_harvest_note_unknown(h, SA(ss), &s2, NULL,
+	    base + 7, NULL), RG_HARVEST_BLOCKED);
 	assert_true(blocked(h, "198.51.100.7", base + 8));
 	rg_harvest_free(h);
 }
@@ -346,11 +360,14 @@ test_exempt(void **state)
 	c.harvest_max_unknown_per_session = 3;
 	h = mk(&c);
 	for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+		bool	b;
+
 		for (int k = 0; k < 10; k++)
 			unknown1(h, cases[i].addr, base + (uint64_t)k);
-		if (blocked(h, cases[i].addr, base + 20) == cases[i].exempt)
+		b = blocked(h, cases[i].addr, base + 20);
+		if (b == cases[i].exempt)
 			fail_msg("%s: exempt=%d but blocked=%d", cases[i].addr,
-			    cases[i].exempt, !cases[i].exempt);
+			    cases[i].exempt, b);
 	}
 	rg_harvest_stats(h, &st);
 	assert_int_equal(st.clients, 2);	/* exempt ones never stored */
@@ -374,10 +391,10 @@ test_exempt(void **state)
 	h = mk(&c);
 	memset(&un, 0, sizeof(un));
 	un.ss_family = AF_UNIX;
-	assert_int_equal(rg_harvest_note_unknown(h, SA(un), &s, base, NULL),
-	    RG_HARVEST_OK);
-	assert_int_equal(rg_harvest_note_unknown(h, SA(un), &s, base, NULL),
-	    RG_HARVEST_BLOCKED);
+	assert_int_equal(rg_harvest_note_unknown(h, SA(un), &s, NULL, base,
+	    NULL), RG_HARVEST_OK);
+	assert_int_equal(rg_harvest_note_unknown(h, SA(un), &s, NULL, base,
+	    NULL), RG_HARVEST_BLOCKED);
 	assert_int_equal(rg_harvest_check(h, NULL, &s, base),
 	    RG_HARVEST_BLOCKED);
 	rg_harvest_free(h);
@@ -468,21 +485,21 @@ test_tarpit(void **state)
 	c.harvest_tarpit_sessions = 2;
 	h = mk(&c);
 	for (size_t k = 0; k < sizeof(want) / sizeof(*want); k++) {
-		rg_harvest_note_unknown(h, SA(ss), &s, base + k, &d);
+		rg_harvest_note_unknown(h, SA(ss), &s, NULL, base + k, &d);
 		assert_int_equal(d, want[k]);
 		rg_harvest_tarpit_done(h);
 	}
 	/* slots: two held, the third answers at once */
-	rg_harvest_note_unknown(h, SA(ss), &s, base + 10, &d);
+	rg_harvest_note_unknown(h, SA(ss), &s, NULL, base + 10, &d);
 	assert_true(d > 0);
-	rg_harvest_note_unknown(h, SA(ss), &s, base + 11, &d);
+	rg_harvest_note_unknown(h, SA(ss), &s, NULL, base + 11, &d);
 	assert_true(d > 0);
-	rg_harvest_note_unknown(h, SA(ss), &s, base + 12, &d);
+	rg_harvest_note_unknown(h, SA(ss), &s, NULL, base + 12, &d);
 	assert_int_equal(d, 0);
 	rg_harvest_stats(h, &st);
 	assert_int_equal(st.tarpit_active, 2);
 	rg_harvest_tarpit_done(h);
-	rg_harvest_note_unknown(h, SA(ss), &s, base + 13, &d);
+	rg_harvest_note_unknown(h, SA(ss), &s, NULL, base + 13, &d);
 	assert_int_equal(d, 5000);
 	rg_harvest_tarpit_done(h);
 	rg_harvest_tarpit_done(h);
@@ -622,6 +639,217 @@ test_unwritable(void **state)
 	rg_harvest_free(h);
 }
 
+/* ---- distinct counting (issue 12) ---- */
+
+struct distinct_case {
+	const char	*name;
+	uint64_t	 max_unknown, per_session;
+	/* unknown recipients in order; "|" starts a new session, "-" is
+	 * one whose address is not known (NULL) */
+	const char	*rcpt[40];
+	bool		 client_blocked;	/* a new session at the end */
+	bool		 session_blocked;	/* the last session (a client
+						 * block ends it too) */
+};
+
+#define SAME3	"a@example.com", "b@example.com", "c@example.com", "|"
+
+static const struct distinct_case distinct_cases[] = {
+	{ "list server: the same 3 in 10 sessions", 5, 0,
+	    { SAME3, SAME3, SAME3, SAME3, SAME3, SAME3, SAME3, SAME3, SAME3,
+	      SAME3 }, false, false },
+	{ "the same 3, then 2 new ones", 5, 0,
+	    { SAME3, SAME3, "d@example.com", "|", "e@example.com" }, true,
+	    true },
+	{ "5 distinct over 5 sessions", 5, 0,
+	    { "a@x.test", "|", "b@x.test", "|", "c@x.test", "|", "d@x.test",
+	      "|", "e@x.test" }, true, true },
+	{ "4 distinct, each 4 times", 5, 0,
+	    { "a@x.test", "b@x.test", "c@x.test", "d@x.test", "|",
+	      "d@x.test", "c@x.test", "b@x.test", "a@x.test", "|",
+	      "a@x.test", "a@x.test", "a@x.test", "b@x.test" }, false, false },
+	{ "one session retrying one address", 5, 3,
+	    { "a@x.test", "a@x.test", "a@x.test", "a@x.test", "a@x.test" },
+	    false, false },
+	{ "one session, 3 distinct: the session limit", 5, 3,
+	    { "a@x.test", "b@x.test", "a@x.test", "c@x.test" }, false, true },
+	{ "addresses not known count each time", 5, 0,
+	    { "-", "|", "-", "|", "-", "|", "-", "|", "-" }, true, true },
+	{ "limit 1: the first unknown blocks", 1, 0,
+	    { "a@x.test" }, true, true },
+};
+
+static void
+test_distinct(void **state)
+{
+	for (size_t i = 0; i < sizeof(distinct_cases) /
+	    sizeof(*distinct_cases); i++) {
+		const struct distinct_case	*dc = &distinct_cases[i];
+		struct rg_conf			 c;
+		struct rg_harvest		*h;
+		struct rg_harvest_session	 s = { 0 };
+		struct sockaddr_storage		 ss = sa("198.51.100.40");
+		uint64_t			 t = base + 1000;
+		bool				 b;
+
+		conf_init(&c);
+		c.harvest_max_unknown = dc->max_unknown;
+		c.harvest_max_unknown_per_session = dc->per_session;
+		h = mk(&c);
+		for (size_t k = 0; k < 40 && dc->rcpt[k] != NULL; k++, t++) {
+			const char	*r = dc->rcpt[k];
+
+			if (strcmp(r, "|") == 0)
+				memset(&s, 0, sizeof(s));
+			else
+				rg_harvest_note_unknown(h, SA(ss), &s,
+				    strcmp(r, "-") == 0 ? NULL : r, t, NULL);
+		}
+		b = blocked(h, "198.51.100.40", t);
+		if (b != dc->client_blocked)
+			fail_msg("%s: client blocked=%d, want %d", dc->name, b,
+			    dc->client_blocked);
+		if (s.blocked != dc->session_blocked)
+			fail_msg("%s: session blocked=%d, want %d", dc->name,
+			    s.blocked, dc->session_blocked);
+		rg_harvest_free(h);
+	}
+}
+
+/* A new window counts an address again. */
+static void
+test_distinct_window(void **state)
+{
+	struct rg_conf		c;
+	struct rg_harvest	*h;
+	static const char *const r[] = { "a@x.test", "b@x.test", "c@x.test" };
+
+	conf_init(&c);
+	c.harvest_max_unknown = 4;
+	h = mk(&c);
+	for (int w = 0; w < 2; w++)
+		for (int k = 0; k < 3; k++)
+			assert_int_equal(note(h, "192.0.2.60", r[k],
+			    base + (uint64_t)w * 11 * MIN), RG_HARVEST_OK);
+	/* the second window holds a, b, c: one more new name blocks */
+	assert_int_equal(note(h, "192.0.2.60", "d@x.test", base + 12 * MIN),
+	    RG_HARVEST_BLOCKED);
+	rg_harvest_free(h);
+}
+
+static void
+test_mta_status(void **state)
+{
+	static const struct {
+		const char	*status;
+		bool		 counts;
+	} cases[] = {
+		{ "5.1.1", true },
+		{ NULL, false }, { "", false }, { "4.2.0", false },
+		{ "4.7.1", false }, { "5.7.1", false }, { "5.1.8", false },
+		{ "4.1.8", false }, { "5.1.0", false }, { "5.1.10", false },
+		{ "5.1.1 ", false }, { " 5.1.1", false }, { "550", false },
+		{ "5.1.2", false }, { "4.1.1", false }, { "5.1.1x", false },
+		{ "garbage", false },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++)
+		if (rg_harvest_mta_status_counts(cases[i].status) !=
+		    cases[i].counts)
+			fail_msg("status '%s': counts should be %d",
+			    cases[i].status != NULL ? cases[i].status : "-",
+			    cases[i].counts);
+}
+
+/* The distinct addresses survive a restart (hashes and key in the file). */
+static void
+test_persist_distinct(void **state)
+{
+	struct rg_conf		 c;
+	struct rg_harvest	*h;
+	char			 path[256];
+	uint64_t		 t = rg_now_ms();
+	static const char *const r[] = { "a@x.test", "b@x.test", "c@x.test" };
+
+	state_path(path, sizeof(path), "distinct.db");
+	conf_init(&c);
+	c.harvest_state = path;
+	for (int round = 0; round < 3; round++) {
+		h = mk(&c);
+		for (int k = 0; k < 3; k++)
+			assert_int_equal(note(h, "203.0.113.61", r[k], t),
+			    RG_HARVEST_OK);
+		rg_harvest_free(h);	/* flushes */
+	}
+	h = mk(&c);
+	assert_false(blocked(h, "203.0.113.61", t + 1));
+	assert_int_equal(note(h, "203.0.113.61", "d@x.test", t + 2),
+	    RG_HARVEST_OK);
+	assert_int_equal(note(h, "203.0.113.61", "e@x.test", t + 3),
+	    RG_HARVEST_BLOCKED);
+	rg_harvest_free(h);
+}
+
+/* Run one SQL statement on path (test setup). */
+static void
+sql(const char *path, const char *q)
+{
+	sqlite3	*db;
+	char	*msg = NULL;
+
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	if (sqlite3_exec(db, q, NULL, NULL, &msg) != SQLITE_OK)
+		fail_msg("%s: %s", q, msg);
+	sqlite3_close(db);
+}
+
+/*
+ * A state file written by the release before distinct counting
+ * (test/integration/harvest-v1/harvest.db, made by that binary): its
+ * block holds, its counter goes on, and it is written in the new form.
+ */
+static void
+test_upgrade_file(void **state)
+{
+	struct rg_conf		 c;
+	struct rg_harvest	*h;
+	char			 path[256], cmd[1024], q[256];
+	const char		*src = getenv("RG_SOURCE_DIR");
+	uint64_t		 wall = rg_wall_ms(), t = rg_now_ms();
+
+	if (src == NULL)
+		src = ".";
+	state_path(path, sizeof(path), "v1.db");
+	snprintf(cmd, sizeof(cmd), "cp '%s/test/integration/harvest-v1/"
+	    "harvest.db' '%s'", src, path);
+	assert_int_equal(system(cmd), 0);
+	/* The fixture's times are from when it was made: move them to now,
+	 * keeping its rows and its schema as the old release wrote them. */
+	snprintf(q, sizeof(q), "UPDATE clients SET blocked_until = %llu"
+	    " WHERE blocked_until > 0; UPDATE clients SET window_end = %llu"
+	    " WHERE count > 0", (unsigned long long)(wall + 60 * MIN),
+	    (unsigned long long)(wall + 10 * MIN));
+	sql(path, q);
+	conf_init(&c);
+	c.harvest_state = path;
+	h = mk(&c);
+	assert_true(blocked(h, "127.0.0.9", t));
+	assert_false(blocked(h, "127.0.0.10", t));
+	/* 127.0.0.10 had 2 (no hashes): 3 new names make 5 */
+	assert_int_equal(note(h, "127.0.0.10", "a@x.test", t), RG_HARVEST_OK);
+	assert_int_equal(note(h, "127.0.0.10", "a@x.test", t), RG_HARVEST_OK);
+	assert_int_equal(note(h, "127.0.0.10", "b@x.test", t), RG_HARVEST_OK);
+	assert_int_equal(note(h, "127.0.0.10", "c@x.test", t),
+	    RG_HARVEST_BLOCKED);
+	rg_harvest_free(h);
+	/* written in the new form, read back by the new code */
+	h = mk(&c);
+	assert_true(blocked(h, "127.0.0.9", t + 1));
+	assert_true(blocked(h, "127.0.0.10", t + 1));
+	rg_harvest_free(h);
+	sql(path, "SELECT seen FROM clients; SELECT value FROM meta");
+}
+
 /* ---- concurrency: bounded storm (run under TSan too) ---- */
 
 #define STORM_THREADS	8
@@ -646,7 +874,7 @@ storm_main(void *arg)
 	struct storm			*st = sa_->st;
 	uint64_t			 seed = sa_->seed, start = rg_now_ms();
 	struct rg_harvest_session	 s = { 0 };
-	char				 a[INET6_ADDRSTRLEN];
+	char				 a[INET6_ADDRSTRLEN], rcpt[32];
 
 	for (int i = 0; i < STORM_OPS && rg_now_ms() - start < STORM_MS;
 	    i++) {
@@ -671,7 +899,11 @@ storm_main(void *arg)
 			continue;
 		}
 		if (r & 2) {
-			rg_harvest_note_unknown(st->h, SA(ss), &s, now, &d);
+			/* few names: repeats and the seen sets are exercised */
+			snprintf(rcpt, sizeof(rcpt), "u%u@example.com",
+			    (unsigned)(r >> 24 & 15));
+			rg_harvest_note_unknown(st->h, SA(ss), &s, rcpt, now,
+			    &d);
 			if (d > 0)
 				rg_harvest_tarpit_done(st->h);
 		}
@@ -874,6 +1106,72 @@ test_redis(void **state)
 #endif
 }
 
+/*
+ * Redis: distinct addresses shared by two hosts, and the keys of the
+ * release before distinct counting (test/integration/harvest-v1/
+ * redis-keys.txt: a block "count=5" and a plain counter) still count.
+ */
+static void
+test_redis_distinct(void **state)
+{
+#ifndef RG_HAVE_HIREDIS
+	print_message("SKIP: built without hiredis\n");
+	skip();
+#else
+	struct rg_conf		 c;
+	struct rg_harvest	*h1, *h2;
+	redisContext		*rc;
+	redisReply		*rep;
+	char			 url[64];
+	uint64_t		 t = base + 1000;
+	static const char *const r[] = { "a@x.test", "b@x.test", "c@x.test" };
+
+	if (!redis_start()) {
+		print_message("SKIP: /usr/bin/redis-server not installed\n");
+		skip();
+	}
+	snprintf(url, sizeof(url), "redis://127.0.0.1:%d/4", redis_port);
+	conf_init(&c);
+	c.harvest_state = url;
+	h1 = mk(&c);
+	h2 = mk(&c);
+	/* the same 3 addresses, five times, from both hosts */
+	for (int round = 0; round < 5; round++)
+		for (int k = 0; k < 3; k++)
+			assert_int_equal(note(round & 1 ? h2 : h1,
+			    "203.0.113.90", r[k], t), RG_HARVEST_OK);
+	assert_false(blocked(h1, "203.0.113.90", t + 1));
+	assert_int_equal(note(h2, "203.0.113.90", "d@x.test", t + 2),
+	    RG_HARVEST_OK);
+	assert_int_equal(note(h1, "203.0.113.90", "e@x.test", t + 3),
+	    RG_HARVEST_BLOCKED);
+	assert_true(blocked(h2, "203.0.113.90", t + 4));
+
+	/* the old release's keys, as it wrote them */
+	rc = redisConnect("127.0.0.1", redis_port);
+	assert_true(rc != NULL && rc->err == 0);
+	rep = redisCommand(rc, "SELECT 4");
+	freeReplyObject(rep);
+	rep = redisCommand(rc, "SET rcptgate:harvest:block:192.0.2.91/32 "
+	    "count=5 PX 3600000");
+	freeReplyObject(rep);
+	rep = redisCommand(rc, "SET rcptgate:harvest:count:192.0.2.92/32 3 "
+	    "PX 600000");
+	freeReplyObject(rep);
+	redisFree(rc);
+	assert_true(blocked(h1, "192.0.2.91", t + 5));
+	assert_int_equal(note(h2, "192.0.2.92", "a@x.test", t + 6),
+	    RG_HARVEST_OK);
+	assert_int_equal(note(h2, "192.0.2.92", "a@x.test", t + 6),
+	    RG_HARVEST_OK);
+	assert_int_equal(note(h1, "192.0.2.92", "b@x.test", t + 7),
+	    RG_HARVEST_BLOCKED);
+	rg_harvest_free(h1);
+	rg_harvest_free(h2);
+	redis_stop();
+#endif
+}
+
 /* ---- the key helpers through the operator's input ---- */
 
 static void
@@ -931,9 +1229,15 @@ main(void)
 		cmocka_unit_test(test_persist),
 		cmocka_unit_test(test_unblock_live),
 		cmocka_unit_test(test_unwritable),
+		cmocka_unit_test(test_distinct),
+		cmocka_unit_test(test_distinct_window),
+		cmocka_unit_test(test_mta_status),
+		cmocka_unit_test(test_persist_distinct),
+		cmocka_unit_test(test_upgrade_file),
 		cmocka_unit_test(test_storm),
 		cmocka_unit_test(test_unblock_input),
 		cmocka_unit_test(test_redis),
+		cmocka_unit_test(test_redis_distinct),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
