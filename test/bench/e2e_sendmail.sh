@@ -182,8 +182,6 @@ run() {
 	echo "$m $t0 $t1" | awk '{ printf "%.1f\n", $1 / ($3 - $2) }'
 }
 
-median() { sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
-
 # Warm up every instance (page cache, milter threads).
 for c in $CONFIGS; do
 	run "$c" 0 "" 100 >/dev/null
@@ -193,25 +191,5 @@ rm -f "$T"/errs.*
 echo "# e2e_sendmail: smtp-source -s $S -m $M -r $R${REUSE:+ $REUSE}," \
     "$ROUNDS interleaved rounds, medians, SuperSafe=$SAFE; load shared" \
     "with other work on $(nproc) cores"
-for u in $UNIQUE; do
-	mode=repeat
-	[ "$u" = 1 ] && mode=unique
-	declare -A RATES=()
-	rm -f "$T"/errs.*
-	for ((r = 1; r <= ROUNDS; r++)); do
-		for c in $CONFIGS; do
-			x=$(run "$c" "$r" "$([ "$u" = 1 ] && echo 1)")
-			RATES[$c]="${RATES[$c]:-} $x"
-		done
-	done
-	base=
-	for c in $CONFIGS; do
-		read -ra v <<<"${RATES[$c]}"
-		med=$(printf '%s\n' "${v[@]}" | median)
-		[ -z "$base" ] && [ "$c" = a ] && base=$med
-		ratio=$(awk -v x="$med" -v b="${base:-0}" \
-		    'BEGIN { if (b > 0) printf "%.2f", x / b; else print "-" }')
-		echo "e2e $mode $c $med msgs/s x_a $ratio errors=$(awk '{ n += $1 } END { print n + 0 }' "$T/errs.$c" 2>/dev/null) rounds:${RATES[$c]}"
-	done
-done
+bench_rounds "$CONFIGS" "$ROUNDS" "$UNIQUE"
 exit 0
