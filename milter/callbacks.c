@@ -92,11 +92,11 @@ client_set_string(struct rg_client *cl, const char *s)
  * No macros at any stage but RCPT. Sendmail sends a stage's macros in a
  * packet of their own before the command, even for a step we skipped,
  * and each costs a read and a wakeup here; an empty list means no packet
- * at all. (On TCP each such packet also costs Sendmail a delayed-ACK
- * stall before it sends the command, which fewer packets make rarer but
- * do not remove: README, "Attaching it to Sendmail".) Postfix already
- * treats a stage missing from the lists as empty. A failure only leaves
- * the MTA's default list.
+ * at all. On TCP each such packet also makes Sendmail wait for our
+ * delayed ACK (40 ms) before it sends the command: the lists leave that
+ * stall at RCPT only, whose macros we need (README, "Attaching it to
+ * Sendmail", for the fixes). Postfix already treats a stage missing
+ * from the lists as empty. A failure only leaves the MTA's default list.
  */
 static void
 no_macros(SMFICTX *ctx)
