@@ -88,16 +88,6 @@ log_write(enum rg_log_level level, const char *suffix, const char *fmt,
 }
 
 void
-rg_log(enum rg_log_level level, const char *fmt, ...)
-{
-	va_list	ap;
-
-	va_start(ap, fmt);
-	log_write(level, NULL, fmt, ap);
-	va_end(ap);
-}
-
-void
 rg_err(const char *fmt, ...)
 {
 	va_list	ap;

@@ -25,8 +25,6 @@ enum rg_log_level rg_log_get_level(void);
 /* Parse "error|warning|info|debug"; -1 if unknown. */
 int	rg_log_level_parse(const char *);
 
-void	rg_log(enum rg_log_level, const char *, ...)
-	    __attribute__((format(printf, 2, 3)));
 void	rg_err(const char *, ...) __attribute__((format(printf, 1, 2)));
 void	rg_warn(const char *, ...) __attribute__((format(printf, 1, 2)));
 void	rg_warnx(const char *, ...) __attribute__((format(printf, 1, 2)));

@@ -16,6 +16,7 @@
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -89,12 +90,13 @@ client_set_string(struct rg_client *cl, const char *s)
 
 /*
  * No macros at any stage but RCPT. Sendmail sends a stage's macros in a
- * packet of their own before the command, even for a step we skipped:
- * each costs a wakeup here and, on TCP, an ACK before Sendmail sends the
- * command (rg_read in main.c); at EOM that was a 40 ms stall per message.
- * An empty list means no packet at all; Postfix already treats a stage
- * missing from the lists as empty. A failure only leaves the MTA's
- * default list.
+ * packet of their own before the command, even for a step we skipped,
+ * and each costs a read and a wakeup here; an empty list means no packet
+ * at all. On TCP each such packet also makes Sendmail wait for our
+ * delayed ACK (40 ms) before it sends the command: the lists leave that
+ * stall at RCPT only, whose macros we need (README, "Attaching it to
+ * Sendmail", for the fixes). Postfix already treats a stage missing
+ * from the lists as empty. A failure only leaves the MTA's default list.
  */
 static void
 no_macros(SMFICTX *ctx)
@@ -113,13 +115,13 @@ mlfi_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1,
     unsigned long *pf1, unsigned long *pf2, unsigned long *pf3)
 {
 	struct rg_conn	*conn = conn_get(ctx);
-	unsigned long	skip;
+	unsigned long	 proto;		/* the SMFIP_* flags we ask for */
 
 	(void)f2, (void)f3;
 	if (conn == NULL)
 		return SMFIS_TEMPFAIL;
 	/* Steps rcptgate never looks at. */
-	skip = SMFIP_NOHELO | SMFIP_NOMAIL | SMFIP_NOBODY | SMFIP_NOHDRS |
+	proto = SMFIP_NOHELO | SMFIP_NOMAIL | SMFIP_NOBODY | SMFIP_NOHDRS |
 	    SMFIP_NOEOH | SMFIP_NOUNKNOWN;
 	*pf0 = 0;
 	if ((f0 & SMFIF_SETSYMLIST) &&
@@ -127,11 +129,12 @@ mlfi_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1,
 	    "{client_addr} {auth_authen} i {rcpt_mailer} {rcpt_host}") ==
 	    MI_SUCCESS) {
 		*pf0 |= SMFIF_SETSYMLIST;
-		skip |= SMFIP_NOCONNECT;
+		proto |= SMFIP_NOCONNECT;
 		no_macros(ctx);
 	}
-	/* Recipients the MTA refused itself count for the harvest limits. */
-	skip |= SMFIP_RCPT_REJ;
+	/* Not a step skipped but one added: recipients the MTA refused
+	 * itself are shown too, and count for the harvest limits. */
+	proto |= SMFIP_RCPT_REJ;
 	/*
 	 * Keep the DATA step and answer it with continue (mlfi_data).
 	 * Without a reply, or without the step, the MTA writes several small
@@ -143,8 +146,8 @@ mlfi_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1,
 	 * restriction rejects the message, and lets the session send RCPT
 	 * without a new MAIL FROM that no milter is then asked about.
 	 */
-	skip |= SMFIP_NR_CONN;
-	*pf1 = skip & f1;
+	proto |= SMFIP_NR_CONN;
+	*pf1 = proto & f1;
 	conn->steps = *pf1;
 	*pf2 = 0;
 	*pf3 = 0;
@@ -179,6 +182,27 @@ conn_set_queue_id(struct rg_conn *conn, const char *qid)
 	}
 	strncpy(conn->queue_id, qid, sizeof(conn->queue_id) - 1);
 	conn->client.queue_id = conn->queue_id;
+}
+
+/*
+ * Our reply text for a reject or tempfail. If libmilter refuses it (it
+ * checks the codes and the text, and needs memory), the caller's
+ * SMFIS_REJECT or SMFIS_TEMPFAIL still goes out, with the MTA's own
+ * generic text: the verdict never changes, only its wording. Logged
+ * once per process, as a refusal would repeat for every such reply.
+ */
+static void
+set_reply(SMFICTX *ctx, struct rg_verdict *v)
+{
+	static atomic_flag	logged = ATOMIC_FLAG_INIT;
+
+	if (smfi_setreply(ctx, v->reply.rcode, v->reply.xcode,
+	    v->reply.text) == MI_SUCCESS)
+		return;
+	if (!atomic_flag_test_and_set(&logged))
+		rg_warnx("libmilter refused the reply \"%s %s ...\"; the MTA "
+		    "sends its own text with the same verdict (logged once)",
+		    v->reply.rcode, v->reply.xcode);
 }
 
 static sfsistat
@@ -217,12 +241,12 @@ mlfi_envrcpt(SMFICTX *ctx, char **argv)
 		 * message's later recipients. */
 		return SMFIS_CONTINUE;
 	case RG_ACT_REJECT:
-		smfi_setreply(ctx, v.reply.rcode, v.reply.xcode, v.reply.text);
+		set_reply(ctx, &v);
 		return SMFIS_REJECT;
 	case RG_ACT_TEMPFAIL:
 	case RG_ACT_SHUTDOWN:
 	default:
-		smfi_setreply(ctx, v.reply.rcode, v.reply.xcode, v.reply.text);
+		set_reply(ctx, &v);
 		return SMFIS_TEMPFAIL;
 	}
 }

@@ -8,28 +8,17 @@
  * libmilter's own signal thread alone receives SIGHUP, SIGTERM and SIGINT
  * (it stops the filter) and our signal thread alone SIGUSR1 (reload) and
  * SIGUSR2 (counters).
- *
- * This file also defines read(2) for the whole process (rg_read): it ACKs
- * Sendmail's macro packets at once on TCP, as libmilter cannot.
  */
-#include <arpa/inet.h>
-#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <pthread.h>
 #include <pwd.h>
 #include <signal.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <sysexits.h>
 #include <unistd.h>
@@ -159,17 +148,7 @@ print_summary(const struct rg_runtime *rt)
 	    (unsigned long long)c->positive_ttl_ms / 1000,
 	    (unsigned long long)c->negative_ttl_ms / 1000,
 	    (unsigned long long)c->stale_ttl_ms / 1000);
-	printf("harvest: max_unknown=%llu window=%llus block_time=%llus "
-	    "max_unknown_per_session=%llu ipv4_prefix=%d ipv6_prefix=%d "
-	    "action=%s tarpit=%llums state=%s\n",
-	    (unsigned long long)c->harvest_max_unknown,
-	    (unsigned long long)c->harvest_window_ms / 1000,
-	    (unsigned long long)c->harvest_block_time_ms / 1000,
-	    (unsigned long long)c->harvest_max_unknown_per_session,
-	    c->harvest_ipv4_prefix, c->harvest_ipv6_prefix,
-	    c->harvest_action == RG_HARVEST_REJECT ? "reject" : "tempfail",
-	    (unsigned long long)c->harvest_tarpit_ms,
-	    c->harvest_state[0] ? c->harvest_state : "(memory)");
+	rg_harvest_describe(c, stdout);
 }
 
 /* Read the child's report (at most one rg_error) from fd into err. */
@@ -516,56 +495,6 @@ write_pidfile(const char *path)
 	return fclose(f);
 }
 
-/*
- * ACK Sendmail's macro packets at once. Sendmail writes a stage's macros
- * and then its command as two small packets, without TCP_NODELAY: Nagle
- * holds the command until we ACK the macros. We never answer a macro
- * packet, and the kernel, seeing a request-reply connection, delays that
- * ACK (40 ms): one stall per RCPT, Sendmail at 0.065 of its speed in
- * issue 6 (test/bench/e2e_sendmail.sh). Postfix writes both in one packet;
- * a unix socket has no ACKs.
- *
- * libmilter gives us neither its descriptors nor a hook, and reads each
- * packet as a 5-byte header (length, command) and then the body. So
- * rcptgate defines the read(2) symbol itself: libmilter's calls, like
- * every other caller's, bind to the executable first and are passed on
- * unchanged to the next definition (libc, or a sanitizer's). After a
- * macro header with nothing queued behind its body, TCP_QUICKACK takes
- * the socket out of delayed-ACK mode, so reading the body ACKs it. On
- * anything else the cost is one comparison; on a unix socket the
- * setsockopt fails harmlessly. The asm label names the symbol without
- * redefining the C function glibc declares (and may inline).
- */
-ssize_t	rg_read(int, void *, size_t) __asm__("read");
-
-static ssize_t	(*next_read)(int, void *, size_t);
-
-ssize_t
-rg_read(int fd, void *buf, size_t len)
-{
-	const unsigned char	*p = buf;
-	uint32_t		 plen;
-	ssize_t			 n;
-	int			 queued, one = 1, saved;
-
-	if (next_read != NULL)
-		n = next_read(fd, buf, len);
-	else	/* before main: no dlsym yet */
-		n = syscall(SYS_read, fd, buf, len);
-	if (n != MILTER_LEN_BYTES + 1 || len != (size_t)MILTER_LEN_BYTES + 1 ||
-	    p[MILTER_LEN_BYTES] != SMFIC_MACRO)
-		return n;
-	saved = errno;
-	memcpy(&plen, p, sizeof(plen));
-	plen = ntohl(plen);
-	/* With the command queued too (Postfix), our reply will ACK. */
-	if (plen >= 1 && ioctl(fd, FIONREAD, &queued) == 0 && queued >= 0 &&
-	    (uint32_t)queued <= plen - 1)
-		(void)setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof(one));
-	errno = saved;
-	return n;
-}
-
 static int
 run_daemon(void)
 {
@@ -660,9 +589,6 @@ int
 main(int argc, char **argv)
 {
 	int	c;
-
-	/* Before any thread: the read(2) that rg_read passes calls on to. */
-	next_read = (ssize_t (*)(int, void *, size_t))dlsym(RTLD_NEXT, "read");
 
 	while ((c = getopt(argc, argv, "b:c:fp:u:P:vntVh")) != -1) {
 		switch (c) {

@@ -23,7 +23,7 @@
 # cpuacct cgroup of their own (smtp-source outside it), and the lines add
 # the median CPU the mail system spent per message (us) and its ratio to
 # a: on these shared machines msg/s swings +-30 % between rounds, CPU per
-# message holds to a few percent (../shared/TESTING.md).
+# message holds to a few percent.
 #
 # Output lines: "e2e MODE CONF msgs/s ratio_to_a errors=N". Not part of
 # ctest: a benchmark only reports. Needs root (Postfix), postfix-sqlite
@@ -219,8 +219,6 @@ run() {
 	echo "$M $t0 $t1" | awk '{ printf "%.1f\n", $1 / ($3 - $2) }'
 }
 
-median() { sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
-
 # Warm up every instance (smtpd processes, milter threads, slapd cache).
 for c in $CONFIGS; do
 	var=PORT_pf$c
@@ -232,31 +230,5 @@ done
 
 echo "# e2e_postfix: smtp-source -s $S -m $M -r $R, $ROUNDS interleaved" \
     "rounds, medians; load shared with other work on $(nproc) cores"
-for u in $UNIQUE; do
-	mode=repeat
-	[ "$u" = 1 ] && mode=unique
-	declare -A RATES=()
-	rm -f "$T"/errs.* "$T"/cpu.*
-	for ((r = 1; r <= ROUNDS; r++)); do
-		for c in $CONFIGS; do
-			x=$(run "$c" "$r" "$([ "$u" = 1 ] && echo 1)")
-			RATES[$c]="${RATES[$c]:-} $x"
-		done
-	done
-	base= cbase=
-	for c in $CONFIGS; do
-		cpu=
-		if [ -s "$T/cpu.$c" ]; then
-			cmed=$(median <"$T/cpu.$c")
-			[ -z "$cbase" ] && [ "$c" = a ] && cbase=$cmed
-			cpu=" cpu_us/msg $cmed x_a $(awk -v x="$cmed" -v b="${cbase:-0}" \
-			    'BEGIN { if (b > 0) printf "%.2f", x / b; else print "-" }') cpu_rounds: $(tr '\n' ' ' <"$T/cpu.$c")"
-		fi
-		med=$(printf '%s\n' ${RATES[$c]} | median)
-		[ -z "$base" ] && [ "$c" = a ] && base=$med
-		ratio=$(awk -v x="$med" -v b="${base:-0}" \
-		    'BEGIN { if (b > 0) printf "%.2f", x / b; else print "-" }')
-		echo "e2e $mode $c $med msgs/s x_a $ratio errors=$(awk '{ n += $1 } END { print n + 0 }' "$T/errs.$c" 2>/dev/null) rounds:${RATES[$c]}$cpu"
-	done
-done
+bench_rounds "$CONFIGS" "$ROUNDS" "$UNIQUE"
 exit 0

@@ -4,7 +4,7 @@
 # probe 200 addresses of which 10% exist, in sessions of 10 RCPTs from
 # one loopback source, and count how many existing addresses were
 # confirmed (a 250 to RCPT). Run once with harvest protection off and
-# once with the defaults of SPEC.md (max_unknown 5 per 10m, 3 per
+# once with the defaults of rcptgate.conf(5) (max_unknown 5 per 10m, 3 per
 # session, block 1h, action tempfail). Each session goes on until the
 # server closes it (421), as a harvester's would.
 #

@@ -8,6 +8,19 @@
 #       the SQLite table: FILLER rows u<i>@example.com plus one row per
 #       line of standard input, in the file rcptgate-table would write
 #       (its mark included, so rcptgate reads it as it would that file)
+#   bench_median < numbers
+#       the median (the lower of the middle two for an even count)
+#   bench_rounds CONFIGS ROUNDS UNIQUE
+#       the measurement: for each mode in UNIQUE (0 repeated recipients,
+#       1 unique), ROUNDS rounds that each call the caller's
+#       "run CONF ROUND U" (U empty or 1) once per configuration in turn,
+#       so every configuration sees the same moments of the machine's
+#       load. run prints msgs/s, appends its error count to $T/errs.CONF
+#       and may append CPU us per message to $T/cpu.CONF. Prints one line
+#       per configuration and mode, medians with the ratio to
+#       configuration a of the same rounds:
+#       "e2e MODE CONF MSGS msgs/s x_a RATIO errors=N rounds: ..." and,
+#       where $T/cpu.CONF exists, "cpu_us/msg MED x_a RATIO cpu_rounds: ..."
 
 bench_rcpt_list() {
 	local r
@@ -30,4 +43,45 @@ bench_table() {
 		echo "COMMIT;"
 	} | sqlite3 "$1" >/dev/null || return 1
 	chmod 644 "$1"
+}
+
+bench_median() {
+	sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'
+}
+
+# bench_ratio X BASE: X / BASE to two places, "-" without a base.
+bench_ratio() {
+	awk -v x="$1" -v b="${2:-0}" \
+	    'BEGIN { if (b > 0) printf "%.2f", x / b; else print "-" }'
+}
+
+bench_rounds() {
+	local configs=$1 rounds=$2 u c r x mode med base cmed cbase cpu errs
+	local -A rates
+
+	for u in $3; do
+		mode=repeat
+		[ "$u" = 1 ] && mode=unique
+		rates=()
+		rm -f "$T"/errs.* "$T"/cpu.*
+		for ((r = 1; r <= rounds; r++)); do
+			for c in $configs; do
+				x=$(run "$c" "$r" "$([ "$u" = 1 ] && echo 1)")
+				rates[$c]="${rates[$c]:-} $x"
+			done
+		done
+		base= cbase=
+		for c in $configs; do
+			cpu=
+			if [ -s "$T/cpu.$c" ]; then
+				cmed=$(bench_median <"$T/cpu.$c")
+				[ -z "$cbase" ] && [ "$c" = a ] && cbase=$cmed
+				cpu=" cpu_us/msg $cmed x_a $(bench_ratio "$cmed" "$cbase") cpu_rounds: $(tr '\n' ' ' <"$T/cpu.$c")"
+			fi
+			med=$(printf '%s\n' ${rates[$c]} | bench_median)
+			[ -z "$base" ] && [ "$c" = a ] && base=$med
+			errs=$(awk '{ n += $1 } END { print n + 0 }' "$T/errs.$c" 2>/dev/null)
+			echo "e2e $mode $c $med msgs/s x_a $(bench_ratio "$med" "$base") errors=$errs rounds:${rates[$c]}$cpu"
+		done
+	done
 }

@@ -14,7 +14,7 @@
 #   3. milter protocol: milterload against rcptgate, unix and TCP, 1, 10
 #      and 200 connections, with peak RSS and thread count
 #   4. end to end a-f (test/bench/e2e_postfix.sh), repeated and unique
-#   5. end to end through Sendmail, a c d (test/bench/e2e_sendmail.sh)
+#   5. end to end through Sendmail, a c d dq (test/bench/e2e_sendmail.sh)
 #   6. memory over a 10-minute run (test/bench/memflat.sh)
 # Never part of ctest: timings do not gate CI. Every step runs under
 # timeout; everything started is stopped at exit; the scratch directory
@@ -146,7 +146,7 @@ echo "## 4. End to end through Postfix (a-f), repeated and unique recipients"
 E2E_ROUNDS=$ROUNDS E2E_MESSAGES=$MSGS timeout 3600 \
     bash "$top/test/bench/e2e_postfix.sh"
 
-echo "## 5. End to end through Sendmail (a, c, d), repeated and unique"
+echo "## 5. End to end through Sendmail (a, c, d, dq), repeated and unique"
 # SM_REUSE=1: a session's messages over one connection (smtp-source -d);
 # with a fork per connection (~50 msgs/s here) Sendmail hides the milter.
 SM_REUSE=1 SM_ROUNDS=$ROUNDS SM_MESSAGES=$SMSGS timeout 3600 \

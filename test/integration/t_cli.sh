@@ -1,6 +1,6 @@
 #!/bin/bash
 # SPDX-License-Identifier: MIT
-# The command line of SPEC.md: -t lines and exit codes, -n, -V, usage
+# The command line of rcptgate(8): -t lines and exit codes, -n, -V, usage
 # errors, and reloads (twice good, once bad) of a running daemon.
 . "$RG_SOURCE_DIR/test/integration/lib.sh"
 rg_setup
