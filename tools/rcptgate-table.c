@@ -7,7 +7,7 @@
  *	rcptgate-table [-d DB] remove ADDRESS...
  *	rcptgate-table [-d DB] list
  *
- * A thin command line over lib/table.c, which does the parsing and the
+ * A thin command line over lib/backend/table.c, which does the parsing and the
  * atomic file operations. Single-threaded. Malformed input is reported
  * line by line and changes nothing (exit EX_DATAERR); so does a replace
  * that would leave the table empty or remove more than half of its

@@ -23,9 +23,9 @@ THREADS=${4:-4}
 cd "$RG_SOURCE_DIR" || exit 1
 srcs=()
 extra=()
-for f in lib/*.c; do
+for f in lib/*.c lib/*/*.c; do
 	case $f in
-	lib/harvest_redis.c)
+	lib/harvest/harvest_redis.c)
 		pkg-config --exists hiredis || continue
 		extra=(-DRG_HAVE_HIREDIS=1) ;;
 	esac
@@ -33,7 +33,8 @@ for f in lib/*.c; do
 done
 libs=(-lsqlite3 -linih -lldap -llber -lpthread)
 pkg-config --exists hiredis && libs+=($(pkg-config --libs hiredis))
-gcc -std=c11 -D_GNU_SOURCE -DRG_VERSION='"bench"' -O2 -g -Ilib "${extra[@]}" \
+gcc -std=c11 -D_GNU_SOURCE -DRG_VERSION='"bench"' -O2 -g -Ilib \
+    -Ilib/backend -Ilib/harvest "${extra[@]}" \
     "${srcs[@]}" test/bench/bench_ldap.c -o "$T/bench_ldap" "${libs[@]}" ||
 	exit 1
 

@@ -57,7 +57,7 @@ export RG_SOURCE_DIR=$top RG_BUILD_DIR=$B
 
 srcs=()
 extra=()
-for f in "$top"/lib/*.c; do
+for f in "$top"/lib/*.c "$top"/lib/*/*.c; do
 	case $f in
 	*/harvest_redis.c)
 		pkg-config --exists hiredis || continue
@@ -67,7 +67,7 @@ for f in "$top"/lib/*.c; do
 done
 libs=(-lsqlite3 -linih -lldap -llber -lpthread)
 pkg-config --exists hiredis && libs+=($(pkg-config --libs hiredis))
-cc=(gcc -std=c11 -D_GNU_SOURCE -DRG_VERSION='"bench"' -O2 -g -I"$top/lib")
+cc=(gcc -std=c11 -D_GNU_SOURCE -DRG_VERSION='"bench"' -O2 -g -I"$top/lib" -I"$top/lib/backend" -I"$top/lib/harvest")
 "${cc[@]}" "${extra[@]}" "${srcs[@]}" "$top/test/bench/bench_sqlite.c" \
     -o "$W/bench_sqlite" "${libs[@]}" || exit 1
 "${cc[@]}" "$top/lib/rg_error.c" "$top/lib/rg_time.c" "$top/lib/log.c" \

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * libFuzzer target for lib/ldap_filter.c: a recipient address from a
+ * libFuzzer target for lib/backend/ldap_filter.c: a recipient address from a
  * stranger becomes part of an LDAP search filter.
  *
  * The input (up to its first NUL) is the address. Invariants checked
@@ -14,7 +14,7 @@
  * and whatever it accepts libldap must accept too. Single-threaded.
  *
  * clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
- *     -Ilib lib/rg_error.c lib/ldap_filter.c test/fuzz/fuzz_ldap_filter.c \
+ *     -Ilib -Ilib/backend lib/rg_error.c lib/backend/ldap_filter.c test/fuzz/fuzz_ldap_filter.c \
  *     -o fuzz_ldap_filter -lldap -llber
  * ./fuzz_ldap_filter -max_total_time=60 test/fuzz/corpus/ldap_filter
  */

@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * libFuzzer target for rg_smtp_reply_parse (lib/smtp_client.c): any byte
+ * libFuzzer target for rg_smtp_reply_parse (lib/backend/smtp_client.c): any byte
  * string must give -1, 0 or a length within the input, and a parsed
  * reply must be self-consistent. Build and run:
- *   clang -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -Ilib \
- *       lib/smtp_client.c lib/rg_time.c lib/rg_error.c \
+ *   clang -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -Ilib -Ilib/backend \
+ *       lib/backend/smtp_client.c lib/rg_time.c lib/rg_error.c \
  *       test/fuzz/fuzz_smtp_reply.c -o fuzz_smtp_reply
  *   ./fuzz_smtp_reply -max_total_time=60 test/fuzz/corpus/smtp_reply
  */

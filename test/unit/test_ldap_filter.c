@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Unit tests for lib/ldap_filter.c: RFC 4515 escaping, template
+ * Unit tests for lib/backend/ldap_filter.c: RFC 4515 escaping, template
  * expansion (overflow is an error), template checks and the filter
  * syntax check. Pure functions, table-driven.
  */

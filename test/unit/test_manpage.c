@@ -3,7 +3,7 @@
  * rcptgate.conf(5) against the loader: every key rg_conf_known_keys()
  * lists is documented in its section, every key the man page documents
  * is known, and the same both ways for each backend driver (its key list
- * read from lib/backend_*.c, and each documented key checked to be
+ * read from lib/backend/backend_*.c, and each documented key checked to be
  * accepted by the driver's own open()). Not a check of the prose.
  * Single-threaded; reads files under RG_SOURCE_DIR.
  */
@@ -205,7 +205,7 @@ test_core_keys(void **state)
 }
 
 /*
- * The key list of the driver whose source is lib/FILE: the string
+ * The key list of the driver whose source is lib/backend/FILE: the string
  * literals of its `static const char *const NAME_keys[] = { ... }`,
  * and its `.type = "..."`.
  */
@@ -217,7 +217,7 @@ driver_keys(const char *file, char *type, size_t tlen, char **keys,
 	char		*text, *p, *end, *t;
 	size_t		 n = 0;
 
-	(void)snprintf(rel, sizeof(rel), "lib/%s", file);
+	(void)snprintf(rel, sizeof(rel), "lib/backend/%s", file);
 	text = slurp(rel);
 	t = strstr(text, ".type = \"");
 	assert_non_null(t);

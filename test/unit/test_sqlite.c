@@ -58,7 +58,7 @@ path_in(char *buf, size_t len, const char *name)
 	assert_true(n > 0 && (size_t)n < len);
 }
 
-/* A table holding exactly the NULL-terminated addrs, via lib/table.c. */
+/* A table holding exactly the NULL-terminated addrs, via lib/backend/table.c. */
 static void
 make_table(const char *db, const char *const *addrs)
 {

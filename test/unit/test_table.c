@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * lib/table.c: input line parsing (plain, CSV, quoted CSV, Postfix map,
+ * lib/backend/table.c: input line parsing (plain, CSV, quoted CSV, Postfix map,
  * comments, malformed lines with their numbers) and the replace / add /
  * remove / list operations on real SQLite files in a temporary directory.
  */
