@@ -347,7 +347,8 @@ static const struct pcase cases[] = {
 	    "deadline", 2 },
 };
 
-static void
+/* Returns 0, or 1 after printing what the case got. */
+static int
 run_case(const struct pcase *c)
 {
 	struct rg_runtime	*rt;
@@ -356,7 +357,7 @@ run_case(const struct pcase *c)
 	struct rg_client	 cl;
 	struct rg_verdict	 v;
 	char			 line[1100];
-	int			 i;
+	int			 i, bad = 0;
 
 	rt = runtime_from(c->conf);
 	e = rg_engine_new(rt, 0, &err);
@@ -372,22 +373,31 @@ run_case(const struct pcase *c)
 	    (c->reply != NULL && strncmp(line, c->reply,
 	    strlen(c->reply)) != 0) ||
 	    (c->nlookups >= 0 && atomic_load(&lookups) != (unsigned)c->nlookups))
-		fail_msg("%s: got %s %s/%s [%s] after %u lookups; want %s %s/%s "
-		    "[%s] after %d", c->name, act_str(v.action), v.decided_by,
-		    v.reason, line, atomic_load(&lookups), act_str(c->action),
-		    c->by, c->reason, c->reply ? c->reply : "", c->nlookups);
+		bad = 1;
+	if (bad)
+		print_error("%s: got %s %s/%s [%s] after %u lookups; want %s "
+		    "%s/%s [%s] after %d\n", c->name, act_str(v.action),
+		    v.decided_by, v.reason, line, atomic_load(&lookups),
+		    act_str(c->action), c->by, c->reason,
+		    c->reply ? c->reply : "", c->nlookups);
 	rg_engine_free(e);
 	rg_runtime_unref(rt);
+	return bad;
 }
 
 static void
 test_decision_order(void **state)
 {
 	size_t	i;
+	int	bad = 0;
 
 	(void)state;
+	/* every case, so one run shows every rule that broke */
 	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
-		run_case(&cases[i]);
+		bad += run_case(&cases[i]);
+	if (bad > 0)
+		fail_msg("%d of %zu cases failed", bad,
+		    sizeof(cases) / sizeof(cases[0]));
 }
 
 /* A failure says why in the verdict, for its one log line. */
