@@ -7,8 +7,10 @@
  * that is configured right but cannot run now (open() returns -2) gets a
  * surrogate: the backend stays in the configuration, every lookup
  * tempfails (never a reject) and says why in a rate-limited log line, as
- * Postfix's surrogate dict does. This file holds no lock: the surrogate's
- * rate limit is one atomic word; the drivers handle their own concurrency.
+ * Postfix's surrogate dict does. A driver's failed lookups are warned
+ * about here too, at most once a minute per backend. This file holds no
+ * lock: each rate limit is an atomic word and a counter; the drivers
+ * handle their own concurrency.
  * It must not cache and must not know any driver's internals.
  */
 #include <errno.h>
@@ -40,7 +42,7 @@ static const struct rg_backend_ops *test_driver;
 static const char *const known_types[] = { "sqlite", "ldap", "callahead",
 	NULL };
 
-/* Surrogate and failure log lines: at most one per backend per this many ms. */
+/* Surrogate and failure warnings: one per backend per this many ms. */
 #define SURROGATE_LOG_MS	60000
 
 /* The surrogate's state, in b->priv (the failed driver left it unused). */

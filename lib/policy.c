@@ -341,11 +341,23 @@ trace_append(struct rg_verdict *v, const char *fmt, ...)
 }
 
 /*
- * Ask the policy's backends, in order; in each, the address, the address
- * without subaddress, then the catch-all. A recipient exists if any
- * backend finds it; it is unknown only if every backend answered that it
- * is not there; otherwise (a backend failed and none found it) tempfail.
+ * A lookup that failed or was never made: who and why into the verdict,
+ * for its one log line (rg_backend_lookup warns once a minute per
+ * backend besides). The error may quote a server's reply: escaped.
  */
+static void
+set_failure(struct rg_verdict *v, const char *by, const char *reason,
+    const char *key, const char *verb, const char *why)
+{
+	char	k[256], w[256];
+
+	set_by(v, by, reason);
+	rg_log_escape(k, sizeof(k), key);
+	rg_log_escape(w, sizeof(w), why);
+	snprintf(v->detail, sizeof(v->detail), "lookup of <%s> %s: %s", k,
+	    verb, w);
+}
+
 /* One key to ask a backend for, and what finding it means. */
 struct candidate {
 	const char	*key;
@@ -353,6 +365,12 @@ struct candidate {
 	const char	*why;
 };
 
+/*
+ * Ask the policy's backends, in order; in each, the address, the address
+ * without subaddress, then the catch-all. A recipient exists if any
+ * backend finds it; it is unknown only if every backend answered that it
+ * is not there; otherwise (a backend failed and none found it) tempfail.
+ */
 static enum rg_result
 lookup_backends(struct rg_runtime *rt, const struct rg_policy *p,
     const struct rg_addr *a, uint64_t deadline, struct rg_verdict *v,
@@ -360,7 +378,7 @@ lookup_backends(struct rg_runtime *rt, const struct rg_policy *p,
 {
 	char			 nosub[RG_PATH_MAX + 1], catchall[RG_DOMAIN_MAX + 2];
 	char			 nosub_local[RG_PATH_MAX + 1];
-	char			 tr[256], why[256];
+	char			 tr[256];
 	struct candidate	 cand[3];
 	struct rg_error		 err;
 	size_t			 n = 0, i, k;
@@ -390,11 +408,8 @@ lookup_backends(struct rg_runtime *rt, const struct rg_policy *p,
 			/* Out of time: no backend is worth asking now. */
 			if (rg_now_ms() >= deadline) {
 				failed = true;
-				set_by(v, b->name, "deadline");
-				rg_log_escape(tr, sizeof(tr), cand[k].key);
-				snprintf(v->detail, sizeof(v->detail),
-				    "deadline passed before the lookup of <%s>",
-				    tr);
+				set_failure(v, b->name, "deadline", cand[k].key,
+				    "not made", "deadline passed");
 				goto out;
 			}
 			tr[0] = '\0';
@@ -417,17 +432,8 @@ lookup_backends(struct rg_runtime *rt, const struct rg_policy *p,
 			if (r == RG_NOTFOUND)
 				continue;
 			failed = true;
-			set_by(v, b->name, "backend failure");
-			/*
-			 * The verdict's log line says why (one line per
-			 * decision); rg_backend_lookup warns once a minute.
-			 * The error may quote a server's reply: escape it.
-			 */
-			rg_log_escape(tr, sizeof(tr), cand[k].key);
-			rg_log_escape(why, sizeof(why),
-			    err.msg[0] ? err.msg : rg_result_str(r));
-			snprintf(v->detail, sizeof(v->detail),
-			    "lookup of <%s> failed: %s", tr, why);
+			set_failure(v, b->name, "backend failure", cand[k].key,
+			    "failed", err.msg[0] ? err.msg : rg_result_str(r));
 			break;
 		}
 	}
