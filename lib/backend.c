@@ -319,7 +319,11 @@ rg_backend_check(struct rg_backend *b, struct rg_error *err,
 	return b->ops->check(b, err, warn);
 }
 
-/* Counters for SIGUSR2 into buf (always NUL-terminated). Never blocks. */
+/*
+ * Counters for SIGUSR2 into buf (always NUL-terminated; empty if the
+ * driver keeps none). A surrogate says "unavailable" and never reaches
+ * the driver, whose priv it does not have. Never blocks.
+ */
 void
 rg_backend_stats(struct rg_backend *b, char *buf, size_t len)
 {
@@ -332,4 +336,11 @@ rg_backend_stats(struct rg_backend *b, char *buf, size_t len)
 	}
 	if (b->ops->stats != NULL)
 		b->ops->stats(b, buf, len);
+}
+
+/* The driver's type name ("sqlite"), a surrogate's too. Never NULL. */
+const char *
+rg_backend_type(const struct rg_backend *b)
+{
+	return b->ops != NULL && b->ops->type != NULL ? b->ops->type : "?";
 }

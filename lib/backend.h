@@ -85,8 +85,14 @@ struct rg_backend_ops {
 	void		(*stats)(struct rg_backend *, char *buf, size_t len);
 };
 
+/*
+ * Outside backend.c (and a driver's own unit tests), never call through
+ * ops: use the rg_backend_* helpers below. A surrogate keeps its
+ * driver's ops but not the driver's priv, so a direct call on one reads
+ * the wrong struct; the helpers handle it.
+ */
 struct rg_backend {
-	const struct rg_backend_ops *ops;
+	const struct rg_backend_ops *ops;	/* backend.c's only */
 	char		 name[RG_NAME_MAX];	/* section name */
 	void		*priv;			/* the driver's */
 	char		*surrogate_reason;	/* set: every lookup tempfails */
@@ -118,6 +124,7 @@ uint64_t rg_backend_worst_case_ms(struct rg_backend *);
 int	rg_backend_check(struct rg_backend *, struct rg_error *err,
 	    struct rg_error *warn);		/* -n: 0 if usable */
 void	rg_backend_stats(struct rg_backend *, char *buf, size_t len);
+const char *rg_backend_type(const struct rg_backend *);
 
 /*
  * Tests only: make one more driver known to rg_backend_open (a scripted

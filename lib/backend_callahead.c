@@ -40,9 +40,11 @@
 #define CA_MAX_DOMAINS		1024	/* accept-all state kept per domain */
 #define CA_HOST_MAX		255
 #define CA_MAX_CONNECTIONS	1000
+#define CA_DEFAULT_TIMEOUT_MS	3000
 
 struct ca_conn {
 	struct rg_smtp_conn	*smtp;
+	bool			 smtputf8;	/* offered in EHLO */
 	uint64_t		 last_used_ms;
 	struct ca_conn		*next;
 };
@@ -112,15 +114,18 @@ step_deadline(const struct ca *ca, uint64_t q_deadline)
 	return min_u64(rg_now_ms() + ca->timeout_ms, q_deadline);
 }
 
-/* "550 5.1.1 text" for logs. */
+/* "550 5.1.1 text" for logs, the server's words escaped (\xNN). */
 static void
 fmt_reply(const struct rg_smtp_reply *r, char *buf, size_t len)
 {
+	char	text[RG_SMTP_TEXT_MAX * 4 + 1];
+
+	rg_log_escape(text, sizeof(text), r->text);
 	if (r->enh[0] != 0)
 		snprintf(buf, len, "%d %d.%d.%d %s", r->code, r->enh[0],
-		    r->enh[1], r->enh[2], r->text);
+		    r->enh[1], r->enh[2], text);
 	else
-		snprintf(buf, len, "%d %s", r->code, r->text);
+		snprintf(buf, len, "%d %s", r->code, text);
 }
 
 static void
@@ -345,8 +350,10 @@ parse_keys(struct ca *ca, const struct rg_section *sec, struct rg_error *err)
 		ca->mail_from[len] = '\0';
 	}
 
-	if (rg_section_duration(sec, "timeout", 10000, &ca->timeout_ms,
-	    err) != 0)
+	/* 3s: two hosts' worth stays within the default 8s deadline, so
+	 * the defaults pass `rcptgate -n` without a warning. */
+	if (rg_section_duration(sec, "timeout", CA_DEFAULT_TIMEOUT_MS,
+	    &ca->timeout_ms, err) != 0)
 		goto out;
 	if (ca->timeout_ms == 0) {
 		rg_section_error(sec, "timeout", err, "must be more than 0");
@@ -479,8 +486,9 @@ conn_open(struct ca *ca, struct ca_host *h, uint64_t q_deadline,
 	struct rg_smtp_reply	 r;
 	struct ca_conn		*c;
 	char			 cmd[CA_HOST_MAX + 8];
-	char			 rbuf[RG_SMTP_TEXT_MAX + 32];
+	char			 rbuf[RG_SMTP_TEXT_MAX * 4 + 32];
 	struct rg_error		 e;
+	bool			 utf8;
 
 	if (rg_smtp_connect(h->host, h->port, step_deadline(ca, q_deadline),
 	    &s, &e) != RG_SMTP_OK) {
@@ -503,6 +511,7 @@ conn_open(struct ca *ca, struct ca_host *h, uint64_t q_deadline,
 		rg_error_set(err, "%s: EHLO: %s", h->label, e.msg);
 		goto fail;
 	}
+	utf8 = r.code == 250 && (r.ext & RG_SMTP_EXT_SMTPUTF8) != 0;
 	if (r.code >= 500) {
 		snprintf(cmd, sizeof(cmd), "HELO %s", ca->helo);
 		if (rg_smtp_command(s, cmd, NULL, step_deadline(ca,
@@ -521,6 +530,7 @@ conn_open(struct ca *ca, struct ca_host *h, uint64_t q_deadline,
 		goto fail;
 	}
 	c->smtp = s;
+	c->smtputf8 = utf8;
 	pthread_mutex_lock(&h->lock);
 	h->connects++;
 	pthread_mutex_unlock(&h->lock);
@@ -616,24 +626,22 @@ conn_put(struct ca *ca, struct ca_host *h, struct ca_conn *c, bool keep)
 /* ---- the probe ---- */
 
 /*
- * Map the answer to RCPT. Only 250/251 are found. 550/551/553, and any
- * 5xx with an enhanced code 5.1.x, are not found, except a 5.7.x
- * (policy: "relaying denied", a blocked sender), which says nothing about
- * the recipient and would reject every mail of a misconfigured pair.
- * Everything else (4xx, 421, 552, 554 ...) is a failure.
+ * Map the answer to RCPT: only "no such user" is not found (see
+ * rg_smtp_rcpt_class); a policy refusal (5.7.x), "must declare
+ * SMTPUTF8" (5.6.7) and the like say nothing about the recipient, and
+ * taking them for "unknown" would reject real users.
  */
 static enum rg_result
 classify_rcpt(const struct rg_smtp_reply *r)
 {
-	if (r->code == 250 || r->code == 251)
+	switch (rg_smtp_rcpt_class(r)) {
+	case RG_SMTP_RCPT_OK:
 		return RG_FOUND;
-	if (r->code / 100 == 5 && r->enh[0] == 5 && r->enh[1] == 7)
+	case RG_SMTP_RCPT_UNKNOWN:
+		return RG_NOTFOUND;
+	default:
 		return RG_TEMPFAIL;
-	if (r->code == 550 || r->code == 551 || r->code == 553)
-		return RG_NOTFOUND;
-	if (r->code / 100 == 5 && r->enh[0] == 5 && r->enh[1] == 1)
-		return RG_NOTFOUND;
-	return RG_TEMPFAIL;
+	}
 }
 
 /* Was this failure on a kept connection the server having dropped it? */
@@ -660,12 +668,29 @@ transact(struct ca *ca, struct ca_host *h, struct ca_conn *c, bool reused,
 	enum rg_smtp_status	st;
 	enum rg_result		res;
 	struct rg_error		e;
-	char			rbuf[RG_SMTP_TEXT_MAX + 32];
+	char			rbuf[RG_SMTP_TEXT_MAX * 4 + 32];
+	bool			utf8 = !rg_smtp_ascii(q->key);
 
 	*keep = false;
 	*dead = false;
-	st = rg_smtp_command(c->smtp, "MAIL FROM:", ca->mail_from,
-	    step_deadline(ca, q->deadline_ms), &r, &e);
+	if (utf8 && !c->smtputf8) {
+		/*
+		 * The server cannot be asked about a UTF-8 address without
+		 * SMTPUTF8, and its answer to a bare one (553 5.6.7, or a
+		 * 550 from a server that mangles the bytes) says nothing
+		 * of the mailbox. Pass it, as an unchecked domain would:
+		 * the internal server has the last word at delivery.
+		 * Neither a 550 for a user who exists nor mail deferred
+		 * for days (docs/callahead.md).
+		 */
+		trace_set(q, "%s does not offer SMTPUTF8: a UTF-8 address "
+		    "is not asked, it passes", h->label);
+		*keep = true;
+		return RG_FOUND;
+	}
+	st = rg_smtp_command_params(c->smtp, "MAIL FROM:", ca->mail_from,
+	    utf8 ? "SMTPUTF8" : NULL, step_deadline(ca, q->deadline_ms), &r,
+	    &e);
 	if (reused && looks_dead(st, &r)) {
 		*dead = true;
 		rg_error_set(err, "%s: kept connection: %s", h->label,
@@ -678,8 +703,8 @@ transact(struct ca *ca, struct ca_host *h, struct ca_conn *c, bool reused,
 	}
 	if (r.code / 100 != 2) {
 		fmt_reply(&r, rbuf, sizeof(rbuf));
-		rg_error_set(err, "%s: MAIL FROM:<%s> refused: %s", h->label,
-		    ca->mail_from, rbuf);
+		rg_error_set(err, "%s: MAIL FROM:<%s>%s refused: %s",
+		    h->label, ca->mail_from, utf8 ? " SMTPUTF8" : "", rbuf);
 		return RG_TEMPFAIL;
 	}
 	if (aa_addr != NULL) {
@@ -914,6 +939,7 @@ ca_lookup(struct rg_backend *b, const struct rg_query *q,
 	struct ca	*ca = b->priv;
 	enum rg_result	 res = RG_TEMPFAIL, aa_res = RG_TEMPFAIL;
 	char		 probe[RG_DOMAIN_MAX + 40];
+	char		 shown[RG_PATH_MAX * 4 + 1];
 	bool		 check;
 	struct rg_error	 e;
 
@@ -937,8 +963,9 @@ ca_lookup(struct rg_backend *b, const struct rg_query *q,
 		    &aa_res, &e);
 		if (res != RG_TEMPFAIL)
 			break;
+		rg_log_escape(shown, sizeof(shown), q->key);
 		rg_warnx("backend %s: probe of <%s> failed: %s", ca->name,
-		    q->key, e.msg);
+		    shown, e.msg);
 		if (rg_ms_left(q->deadline_ms) == 0)
 			break;
 	}
@@ -955,8 +982,9 @@ ca_lookup(struct rg_backend *b, const struct rg_query *q,
  * For `rcptgate -n`: a live session with each host (greeting, EHLO, MAIL)
  * and, for each check_domains entry (default: the domain of helo), one
  * RCPT of a random address that cannot exist, to find accept-all servers
- * before the first mail does. Fails only when no host works; a failing
- * host or an accept-all domain goes into warn.
+ * before the first mail does. What the hosts answer goes into warn,
+ * loud when none works, never into err: an internal server down at boot
+ * must not keep rcptgate from starting (see ldap_check).
  */
 static int
 ca_check(struct rg_backend *b, struct rg_error *err, struct rg_error *warn)
@@ -1027,11 +1055,12 @@ ca_check(struct rg_backend *b, struct rg_error *err, struct rg_error *warn)
 			    "accept every recipient", ca->name,
 			    ca->doms[i].name);
 	pthread_mutex_unlock(&ca->dom_lock);
-	if (ok == 0) {
-		rg_error_set(err, "backend %s: no internal server answered",
+	if (ok == 0)
+		rg_error_append(warn, "backend %s: INTERNAL SERVER UNUSABLE "
+		    "NOW: no host answered a probe. rcptgate starts anyway: "
+		    "recipients it checks with this backend get 451 4.4.3 "
+		    "(cached positives still pass) until one answers",
 		    ca->name);
-		return -1;
-	}
 	rg_error_clear(err);
 	return 0;
 }

@@ -128,7 +128,9 @@ ldap_backend_free(struct ldap_backend *lb)
 
 /*
  * Read the bind password: the whole file, one trailing newline (LF or
- * CRLF) stripped. Runs in open(), before privileges are dropped.
+ * CRLF) stripped. Runs in open(): at start before privileges are
+ * dropped, and at every reload as the daemon's user (so a rotated
+ * password is picked up, and the file must be readable by that user).
  */
 static int
 read_password(const struct rg_section *sec, const char *path, char **out,
@@ -153,10 +155,12 @@ read_password(const struct rg_section *sec, const char *path, char **out,
 		    "%s: not a regular file", path);
 		return -1;
 	}
-	if (st.st_mode & (S_IRGRP | S_IROTH))
+	/* Group-readable is the documented way (root:rcptgate 0640): the
+	 * daemon reads the file again at each reload, as its own user. */
+	if (st.st_mode & S_IROTH)
 		rg_warnx("%s: [backend %s] bind_password_file %s is readable "
-		    "by %s; chmod 600 it", sec->file, sec->name, path,
-		    (st.st_mode & S_IROTH) ? "everyone" : "its group");
+		    "by everyone; make it root:rcptgate 0640 (the group the "
+		    "daemon runs as)", sec->file, sec->name, path);
 	while (len < sizeof(buf)) {
 		n = read(fd, buf + len, sizeof(buf) - len);
 		if (n == -1 && errno == EINTR)
@@ -881,7 +885,13 @@ ldap_lookup(struct rg_backend *b, const struct rg_query *q,
 
 /*
  * Connect and bind to every server in turn and read the base entry.
- * Failing servers are errors when none works, warnings otherwise.
+ * What the servers answer (unreachable, timed out, bind refused, base
+ * missing) is a warning, loud when none works, never an error: a
+ * directory down at boot must not keep rcptgate from starting (under
+ * ExecStartPre=rcptgate -n the MTA would then tempfail all mail, other
+ * domains included), while a running rcptgate tempfails only the
+ * recipients it cannot decide and picks the directory up when it is
+ * back. Errors are for the configuration, found by open().
  */
 static int
 ldap_check(struct rg_backend *b, struct rg_error *err, struct rg_error *warn)
@@ -923,10 +933,13 @@ ldap_check(struct rg_backend *b, struct rg_error *err, struct rg_error *warn)
 		}
 		ok++;
 	}
-	if (ok == 0) {
-		rg_error_append(err, "no LDAP server usable; last: %s", bad);
-		return -1;
-	}
+	if (ok == 0)
+		rg_error_append(warn, "DIRECTORY UNUSABLE NOW: no LDAP server "
+		    "answered as configured (last: %s). rcptgate starts "
+		    "anyway: recipients it checks with this backend get 451 "
+		    "4.4.3 (cached positives still pass) until a server "
+		    "answers", bad);
+	(void)err;
 	return 0;
 }
 

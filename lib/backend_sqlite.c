@@ -113,6 +113,11 @@ struct sq_db {
 	bool		 immutable;	/* opened with immutable=1 */
 	bool		 upgrade;	/* reopen immutable once quiet */
 	uint64_t	 deadline_ms;	/* of the running lookup; 0 = none */
+	sqlite3_stmt	*any;		/* "is there a row at all?" */
+	int		 empty;		/* its answer: 1, 0, -1 unknown */
+	off_t		 empty_size;	/* ... for the file at this size, */
+	struct timespec	 empty_mtim;	/* mtime and ctime */
+	struct timespec	 empty_ctim;
 };
 
 /* One thread's state for one instance: generation()'s file and stat. */
@@ -150,6 +155,7 @@ struct sq {
 	atomic_uint_fast64_t opens;
 	atomic_uint_fast64_t immutable_opens;
 	atomic_uint_fast64_t rechecks;	/* "no row"s looked up again */
+	atomic_uint_fast64_t empty_ms;	/* last "empty table" warning */
 };
 
 /*
@@ -168,6 +174,10 @@ static const char *const sq_keys[] = { "path", "query", NULL };
 static void
 db_close(struct sq_db *d)
 {
+	if (d->any != NULL)
+		sqlite3_finalize(d->any);
+	d->any = NULL;
+	d->empty = -1;
 	if (d->stmt != NULL)
 		sqlite3_finalize(d->stmt);
 	if (d->db != NULL)
@@ -533,6 +543,60 @@ pool_acquire(struct sq *sq, unsigned slot, uint64_t left_ms)
 	return pthread_mutex_timedlock(&d->lock, &ts) == 0 ? d : NULL;
 }
 
+/*
+ * Does the default table hold no row at all? Asked only after a "no
+ * row", and answered again only when the file changed since (an
+ * immutable connection is reopened then; one with locks may be written
+ * in place, so its size and times are compared) or while it was empty,
+ * so a lookup of a filled table costs nothing more. -1: cannot tell.
+ */
+static int
+db_empty(struct sq_db *d, const struct stat *st)
+{
+	int	rc;
+
+	if (d->empty == 0 && st->st_size == d->empty_size &&
+	    st->st_mtim.tv_sec == d->empty_mtim.tv_sec &&
+	    st->st_mtim.tv_nsec == d->empty_mtim.tv_nsec &&
+	    st->st_ctim.tv_sec == d->empty_ctim.tv_sec &&
+	    st->st_ctim.tv_nsec == d->empty_ctim.tv_nsec)
+		return 0;
+	if (d->any == NULL && sqlite3_prepare_v3(d->db,
+	    "SELECT 1 FROM recipients LIMIT 1", -1,
+	    SQLITE_PREPARE_PERSISTENT, &d->any, NULL) != SQLITE_OK)
+		return -1;
+	rc = sqlite3_step(d->any);
+	sqlite3_reset(d->any);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return -1;
+	d->empty = rc == SQLITE_DONE;
+	d->empty_size = st->st_size;
+	d->empty_mtim = st->st_mtim;
+	d->empty_ctim = st->st_ctim;
+	return d->empty;
+}
+
+/*
+ * A default table without a single row is a failed export or a
+ * mistake, never a domain without users: taken at its word it would
+ * reject every recipient. Tempfail instead, and say why at most once a
+ * minute (each lookup would otherwise log it).
+ */
+static enum rg_result
+empty_table(struct sq *sq, struct rg_error *err)
+{
+	uint64_t	now = rg_now_ms(), last;
+
+	rg_error_set(err, "sqlite %s: the table has no row at all: every "
+	    "lookup tempfails until it is filled (rcptgate-table replace)",
+	    sq->path);
+	last = atomic_load(&sq->empty_ms);
+	if ((last == 0 || now - last >= 60000) &&
+	    atomic_compare_exchange_strong(&sq->empty_ms, &last, now))
+		rg_warnx("%s", err->msg);
+	return RG_TEMPFAIL;
+}
+
 /* The lookup proper, on the locked pool connection d. */
 static enum rg_result
 db_lookup(struct sq_db *d, const struct rg_query *q, struct stat *st,
@@ -540,7 +604,7 @@ db_lookup(struct sq_db *d, const struct rg_query *q, struct stat *st,
 {
 	struct sq	*sq = d->owner;
 	enum rg_result	 r;
-	int		 attempt;
+	int		 attempt, empty;
 
 	for (attempt = 0;; attempt++) {
 		if (saved != 0) {
@@ -556,6 +620,14 @@ db_lookup(struct sq_db *d, const struct rg_query *q, struct stat *st,
 		    RG_FOUND)
 			return r;
 		r = db_step(d, q, left, err);
+		if (r == RG_NOTFOUND && !sq->custom &&
+		    (empty = db_empty(d, st)) != 0) {
+			if (empty == 1)
+				return empty_table(sq, err);
+			rg_error_set(err, "sqlite %s: is the table empty? %s",
+			    sq->path, sqlite3_errmsg(d->db));
+			return RG_TEMPFAIL;
+		}
 		if (r != RG_NOTFOUND || !d->immutable || attempt > 0)
 			return r;
 		/* Believe "no row" only from a file nobody wrote meanwhile. */
@@ -769,6 +841,7 @@ sq_open(struct rg_backend *b, const struct rg_section *sec,
 		goto nomem;
 	for (i = 0; i < sq->npool; i++) {
 		sq->pool[i].owner = sq;
+		sq->pool[i].empty = -1;
 		if (pthread_mutex_init(&sq->pool[i].lock, NULL) != 0) {
 			sq->npool = i;	/* sq_free destroys these */
 			goto nomem;
@@ -955,7 +1028,7 @@ sq_check(struct rg_backend *b, struct rg_error *err, struct rg_error *warn)
 		    "SELECT 1 FROM recipients LIMIT 1", -1, &stmt, NULL) ==
 		    SQLITE_OK && sqlite3_step(stmt) == SQLITE_DONE)
 			rg_error_append(warn, "backend %s: %s: the table is "
-			    "empty: every recipient would be rejected",
+			    "empty: every lookup tempfails until it has rows",
 			    b->name, sq->path);
 	}
 out:

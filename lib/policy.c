@@ -128,6 +128,36 @@ check_deadline(const struct rg_runtime *rt, const struct rg_policy *p,
 		    (unsigned long long)total);
 }
 
+/*
+ * Warn when one RCPT can take longer than the MTA waits for the milter's
+ * answer: the whole deadline, then (tarpit on) up to tarpit_max of delay.
+ * The MTA's timeout is not known here; RG_MTA_TIMEOUT_MS assumes the
+ * strictest common one, Sendmail's default T=R:10s (Postfix's
+ * milter_command_timeout is 30s). Past it the MTA applies its default
+ * action to the whole session (tempfail, or accept without checking).
+ */
+static void
+check_mta_timeout(const struct rg_conf *c, const struct rg_policy *p,
+    const char *where, struct rg_error *warn)
+{
+	uint64_t	tarpit, total;
+	char		plus[64] = "";
+
+	tarpit = c->harvest_tarpit_ms > 0 ? c->harvest_tarpit_max_ms : 0;
+	total = p->deadline_ms + tarpit;
+	if (total < RG_MTA_TIMEOUT_MS)
+		return;
+	if (tarpit > 0)
+		snprintf(plus, sizeof(plus), " + [harvest] tarpit_max %llums",
+		    (unsigned long long)tarpit);
+	rg_error_append(warn, "%s: %s deadline %llums%s = %llums is not "
+	    "below the MTA's milter timeout (assumed %llums, Sendmail's "
+	    "default T=R:10s): the MTA may give up waiting and apply its "
+	    "default action to the session", c->path, where,
+	    (unsigned long long)p->deadline_ms, plus,
+	    (unsigned long long)total, (unsigned long long)RG_MTA_TIMEOUT_MS);
+}
+
 int
 rg_runtime_check(struct rg_runtime *rt, bool live, struct rg_error *err,
     struct rg_error *warn)
@@ -142,9 +172,11 @@ rg_runtime_check(struct rg_runtime *rt, bool live, struct rg_error *err,
 		rg_error_append(warn, "%s: [policy] domains is empty: no "
 		    "recipient is checked", c->path);
 	check_deadline(rt, &c->policy, "[policy]", warn);
+	check_mta_timeout(c, &c->policy, "[policy]", warn);
 	for (i = 0; i < c->ndomains; i++) {
 		snprintf(where, sizeof(where), "[domain %s]", c->domain[i].name);
 		check_deadline(rt, &c->domain[i].policy, where, warn);
+		check_mta_timeout(c, &c->domain[i].policy, where, warn);
 	}
 	if (!live)
 		return 0;
@@ -159,9 +191,7 @@ rg_runtime_check(struct rg_runtime *rt, bool live, struct rg_error *err,
 			rc = -1;
 			continue;
 		}
-		if (b->ops->check == NULL)
-			continue;
-		if (b->ops->check(b, &one, &onewarn) != 0) {
+		if (rg_backend_check(b, &one, &onewarn) != 0) {
 			rg_error_append(err, "[backend %s]: %s", b->name, one.msg);
 			rc = -1;
 		}
@@ -767,15 +797,15 @@ rg_engine_log_counters(struct rg_engine *e)
 	    (unsigned long long)k.stale_accepts, (unsigned long long)cs.hits,
 	    (unsigned long long)cs.misses, (unsigned long long)cs.entries,
 	    (unsigned long long)cs.evictions);
+	/* Through the dispatch helper: a surrogate's priv is not the
+	 * driver's, so its driver's stats must never see it. */
 	rt = rg_engine_acquire(e);
 	for (i = 0; i < rt->nbackends; i++) {
 		struct rg_backend *b = rt->backends[i];
 
-		if (b->ops->stats == NULL)
-			continue;
-		buf[0] = '\0';
-		b->ops->stats(b, buf, sizeof(buf));
-		rg_info("backend %s: %s", b->name, buf);
+		rg_backend_stats(b, buf, sizeof(buf));
+		if (buf[0] != '\0')
+			rg_info("backend %s: %s", b->name, buf);
 	}
 	rg_runtime_unref(rt);
 }

@@ -78,6 +78,13 @@ struct rg_runtime *rg_runtime_ref(struct rg_runtime *);
 void	rg_runtime_unref(struct rg_runtime *);	/* NULL allowed */
 
 /*
+ * The MTA's milter timeout that `rcptgate -n` assumes when it checks that
+ * deadline + tarpit_max leaves room: Sendmail's default (T=R:10s), the
+ * strictest of the common MTAs (Postfix's milter_command_timeout is 30s).
+ */
+#define RG_MTA_TIMEOUT_MS	10000
+
+/*
  * The `-n` checks on a runtime: deadline vs. the backends' worst case,
  * live checks of each backend. Problems into err, warnings into warn.
  * Returns 0 if usable.

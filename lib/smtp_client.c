@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -101,6 +102,18 @@ copy_text(struct rg_smtp_reply *out, const char *s, size_t len)
 	out->text[n] = '\0';
 }
 
+/* Note an EHLO keyword ("SMTPUTF8", "SIZE 1000", ...) of one line. */
+static void
+note_keyword(struct rg_smtp_reply *out, const char *s, size_t len)
+{
+	static const char	kw[] = "SMTPUTF8";
+	size_t			n = sizeof(kw) - 1;
+
+	if (len >= n && strncasecmp(s, kw, n) == 0 &&
+	    (len == n || s[n] == ' '))
+		out->ext |= RG_SMTP_EXT_SMTPUTF8;
+}
+
 long
 rg_smtp_reply_parse(const char *buf, size_t len, struct rg_smtp_reply *out)
 {
@@ -145,6 +158,8 @@ rg_smtp_reply_parse(const char *buf, size_t len, struct rg_smtp_reply *out)
 		code = c;
 		last = end == 3 || line[3] == ' ';
 		out->nlines++;
+		if (out->nlines > 1 && end > 4)
+			note_keyword(out, line + 4, end - 4);
 		if (end > 4) {
 			int	enh[3];
 			size_t	skip = parse_enhanced(line + 4, end - 4,
@@ -163,6 +178,30 @@ rg_smtp_reply_parse(const char *buf, size_t len, struct rg_smtp_reply *out)
 		}
 	}
 	return 0;
+}
+
+enum rg_smtp_rcpt
+rg_smtp_rcpt_class(const struct rg_smtp_reply *r)
+{
+	if (r->code / 100 == 2)
+		return RG_SMTP_RCPT_OK;
+	if (r->code / 100 != 5)
+		return RG_SMTP_RCPT_FAILED;
+	if (r->enh[0] == 5)	/* 5.1.7, 5.1.8: the sender, not him */
+		return r->enh[1] == 1 && r->enh[2] != 7 && r->enh[2] != 8 ?
+		    RG_SMTP_RCPT_UNKNOWN : RG_SMTP_RCPT_FAILED;
+	if (r->code == 550 || r->code == 551 || r->code == 553)
+		return RG_SMTP_RCPT_UNKNOWN;
+	return RG_SMTP_RCPT_FAILED;
+}
+
+bool
+rg_smtp_ascii(const char *s)
+{
+	for (; *s != '\0'; s++)
+		if ((unsigned char)*s >= 0x80)
+			return false;
+	return true;
 }
 
 bool
@@ -421,18 +460,30 @@ enum rg_smtp_status
 rg_smtp_command(struct rg_smtp_conn *c, const char *verb, const char *path,
     uint64_t deadline_ms, struct rg_smtp_reply *reply, struct rg_error *err)
 {
+	return rg_smtp_command_params(c, verb, path, NULL, deadline_ms, reply,
+	    err);
+}
+
+enum rg_smtp_status
+rg_smtp_command_params(struct rg_smtp_conn *c, const char *verb,
+    const char *path, const char *params, uint64_t deadline_ms,
+    struct rg_smtp_reply *reply, struct rg_error *err)
+{
 	char			line[600];
 	int			n;
 	enum rg_smtp_status	st;
 
-	if (strpbrk(verb, "\r\n") != NULL ||
+	if (params == NULL)
+		params = "";
+	if (strpbrk(verb, "\r\n") != NULL || strpbrk(params, "\r\n") != NULL ||
 	    (path != NULL && !rg_smtp_path_ok(path, strlen(path)))) {
 		rg_error_set(err, "refused to send %s: unsafe characters",
 		    verb);
 		return RG_SMTP_ERR_ARG;
 	}
 	if (path != NULL)
-		n = snprintf(line, sizeof(line), "%s<%s>\r\n", verb, path);
+		n = snprintf(line, sizeof(line), "%s<%s>%s%s\r\n", verb, path,
+		    *params != '\0' ? " " : "", params);
 	else
 		n = snprintf(line, sizeof(line), "%s\r\n", verb);
 	if (n < 0 || (size_t)n >= sizeof(line)) {

@@ -35,7 +35,11 @@ struct rg_smtp_reply {
 	char	text[RG_SMTP_TEXT_MAX];	/* last line after code and enhanced
 				 * code, control bytes replaced by '?' */
 	bool	text_truncated;	/* text was cut (it then ends in "...") */
+	unsigned ext;		/* RG_SMTP_EXT_* keywords on lines after the
+				 * first (an EHLO reply's extensions) */
 };
+
+#define RG_SMTP_EXT_SMTPUTF8	0x1	/* RFC 6531 */
 
 /*
  * Parse one complete reply at the start of buf[0..len). Lines end in LF
@@ -48,6 +52,25 @@ struct rg_smtp_reply {
  */
 long	rg_smtp_reply_parse(const char *buf, size_t len,
 	    struct rg_smtp_reply *out);
+
+/* What an answer to RCPT says about the recipient. */
+enum rg_smtp_rcpt {
+	RG_SMTP_RCPT_OK,	/* 2xx: the server takes it */
+	RG_SMTP_RCPT_UNKNOWN,	/* no such user */
+	RG_SMTP_RCPT_FAILED,	/* anything else: says nothing of it */
+};
+
+/*
+ * Classify an answer to RCPT. Unknown only for a 5xx with an enhanced
+ * code 5.1.x (bad destination address, RFC 3463) other than the
+ * sender's 5.1.7 / 5.1.8, or a bare 550, 551 or 553 without any
+ * enhanced code; every other non-2xx (4xx, 5.7.x policy, 5.6.7 "must
+ * declare SMTPUTF8", 552, 554, ...) is a failure. Pure.
+ */
+enum rg_smtp_rcpt rg_smtp_rcpt_class(const struct rg_smtp_reply *);
+
+/* Does s hold only 7-bit bytes (no SMTPUTF8 needed to send it)? */
+bool	rg_smtp_ascii(const char *s);
 
 /*
  * Is s[0..len) safe inside "<...>" of MAIL FROM / RCPT TO? Refuses CR,
@@ -95,6 +118,14 @@ enum rg_smtp_status rg_smtp_read_reply(struct rg_smtp_conn *,
 enum rg_smtp_status rg_smtp_command(struct rg_smtp_conn *, const char *verb,
 	    const char *path, uint64_t deadline_ms, struct rg_smtp_reply *,
 	    struct rg_error *);
+
+/*
+ * The same with ESMTP parameters after the path: "verb<path> params"
+ * (params NULL or "" for none, e.g. "SMTPUTF8"; no CR, LF or NUL).
+ */
+enum rg_smtp_status rg_smtp_command_params(struct rg_smtp_conn *,
+	    const char *verb, const char *path, const char *params,
+	    uint64_t deadline_ms, struct rg_smtp_reply *, struct rg_error *);
 
 /* The peer's address as "[addr]:port", for logs. */
 const char *rg_smtp_peer(const struct rg_smtp_conn *);

@@ -443,6 +443,65 @@ copy_into(sqlite3 *sq, const char *db, char *errbuf, size_t errlen)
 	return rc;
 }
 
+/* One count(*) on sq; -1 if it cannot be run. */
+static long long
+count_rows(sqlite3 *sq, const char *sql)
+{
+	sqlite3_stmt	*stmt;
+	long long	 n = -1;
+
+	if (sqlite3_prepare_v2(sq, sql, -1, &stmt, NULL) != SQLITE_OK)
+		return -1;
+	if (sqlite3_step(stmt) == SQLITE_ROW)
+		n = sqlite3_column_int64(stmt, 0);
+	sqlite3_finalize(stmt);
+	return n;
+}
+
+/*
+ * replace without -f: refuse a new table (built in sq) that is empty or
+ * would drop more than half of db's rows. A failed export piped into
+ * replace is the usual cause, and an empty or halved table turns real
+ * users into 550s. Rows of db that cannot be read (no table, not a
+ * database) count as none: the daemon cannot read them either, and
+ * replace is how such a file is repaired. 0, or EX_DATAERR with why.
+ */
+static int
+replace_guard(sqlite3 *sq, const char *db, bool exists, char *errbuf,
+    size_t errlen)
+{
+	sqlite3_stmt	*stmt;
+	long long	 now, old = -1, gone = 0;
+
+	now = count_rows(sq, "SELECT count(*) FROM main.recipients");
+	if (now == 0) {
+		errf(errbuf, errlen, "refusing to replace %s with an empty "
+		    "table: the input holds no address (a failed export?); "
+		    "every recipient would be refused. Use -f to empty it "
+		    "anyway", db);
+		return EX_DATAERR;
+	}
+	if (!exists || sqlite3_prepare_v2(sq, "ATTACH DATABASE ?1 AS old",
+	    -1, &stmt, NULL) != SQLITE_OK)
+		return 0;
+	sqlite3_bind_text(stmt, 1, db, -1, SQLITE_STATIC);
+	if (sqlite3_step(stmt) == SQLITE_DONE) {
+		old = count_rows(sq, "SELECT count(*) FROM old.recipients");
+		gone = count_rows(sq, "SELECT count(*) FROM old.recipients o "
+		    "WHERE NOT EXISTS (SELECT 1 FROM main.recipients m "
+		    "WHERE m.address = o.address)");
+		sqlite3_exec(sq, "DETACH DATABASE old", NULL, NULL, NULL);
+	}
+	sqlite3_finalize(stmt);
+	if (old > 0 && gone > 0 && gone * 2 > old) {
+		errf(errbuf, errlen, "refusing to replace %s: it would remove "
+		    "%lld of its %lld rows (more than half; the input has %lld)."
+		    " Use -f if that is intended", db, gone, old, now);
+		return EX_DATAERR;
+	}
+	return 0;
+}
+
 /*
  * Every change is a new file: build the new database in a temporary
  * file beside db (mode and owner of the old file, or 0644 less the
@@ -452,10 +511,10 @@ copy_into(sqlite3 *sq, const char *db, char *errbuf, size_t errlen)
  * table or the new, never half, and the live file is never written: the
  * daemon may read a marked file without locks (backend_sqlite.c).
  * copy: start from db's rows; a missing db is then an error unless
- * create.
+ * create. guard: run replace_guard before the rename.
  */
 static int
-rewrite(const char *db, bool copy, bool create, const char *sql,
+rewrite(const char *db, bool copy, bool create, bool guard, const char *sql,
     const struct rg_table_keys *keys, size_t *changes, char *errbuf,
     size_t errlen)
 {
@@ -542,6 +601,8 @@ rewrite(const char *db, bool copy, bool create, const char *sql,
 		ex = sq_exit(rc);
 		goto out;
 	}
+	if (guard && (ex = replace_guard(sq, db, exists, errbuf, errlen)) != 0)
+		goto out;
 	rc = sqlite3_close(sq);
 	sq = NULL;
 	if (rc != SQLITE_OK) {
@@ -585,12 +646,12 @@ out:
 }
 
 int
-rg_table_replace(const char *db, const struct rg_table_keys *keys,
+rg_table_replace(const char *db, const struct rg_table_keys *keys, int flags,
     char *errbuf, size_t errlen)
 {
 	size_t	changes;
 
-	return rewrite(db, false, true, "INSERT OR IGNORE INTO recipients "
+	return rewrite(db, false, true, !(flags & RG_TABLE_FORCE), "INSERT OR IGNORE INTO recipients "
 	    "(address) VALUES (?1)", keys, &changes, errbuf, errlen);
 }
 
@@ -600,7 +661,7 @@ rg_table_add(const char *db, const struct rg_table_keys *keys, char *errbuf,
 {
 	size_t	changes;
 
-	return rewrite(db, true, true, "INSERT OR IGNORE INTO recipients "
+	return rewrite(db, true, true, false, "INSERT OR IGNORE INTO recipients "
 	    "(address) VALUES (?1)", keys, &changes, errbuf, errlen);
 }
 
@@ -608,7 +669,7 @@ int
 rg_table_remove(const char *db, const struct rg_table_keys *keys,
     size_t *removed, char *errbuf, size_t errlen)
 {
-	return rewrite(db, true, false, "DELETE FROM recipients WHERE "
+	return rewrite(db, true, false, false, "DELETE FROM recipients WHERE "
 	    "address = ?1", keys, removed, errbuf, errlen);
 }
 

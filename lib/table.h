@@ -84,10 +84,14 @@ long	rg_table_read(FILE *in, const char *name, struct rg_table_keys *keys,
  * fsyncs it, rename()s it over db and fsyncs the directory: a reader
  * sees the old table or the new, never half.
  *
- * replace: the new table has exactly keys.
+ * replace: the new table has exactly keys. Unless flags has
+ * RG_TABLE_FORCE it refuses (EX_DATAERR, db untouched) a new table that
+ * is empty, or one that would remove more than half of db's rows: a
+ * failed export piped into replace must not turn every user into a 550.
  */
+#define RG_TABLE_FORCE	0x1
 int	rg_table_replace(const char *db, const struct rg_table_keys *keys,
-	    char *errbuf, size_t errlen);
+	    int flags, char *errbuf, size_t errlen);
 
 /* add: db's rows plus keys; creates db and table if missing. */
 int	rg_table_add(const char *db, const struct rg_table_keys *keys,

@@ -3,10 +3,11 @@
  * The libmilter callbacks: the only file that calls smfi_*.
  *
  * rcptgate needs only the RCPT step. It negotiates every other step away
- * and asks the MTA for the client address, the AUTH name and the queue
- * id as macros at RCPT (SMFIF_SETSYMLIST), so a session costs the MTA
- * one milter round trip per recipient. MTAs without macro lists get the
- * connect step instead.
+ * but DATA (answered with continue, never accept: see mlfi_negotiate and
+ * mlfi_data) and asks the MTA for the client address, the AUTH name and
+ * the queue id as macros at RCPT (SMFIF_SETSYMLIST), so a session costs
+ * the MTA one milter round trip per recipient plus DATA and end of
+ * message. MTAs without macro lists get the connect step instead.
  *
  * Lifetimes: the per-connection struct rg_conn is made at the first
  * callback, holds a runtime reference for the whole connection (so a
@@ -131,14 +132,15 @@ mlfi_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1,
 	/* Recipients the MTA refused itself count for the harvest limits. */
 	skip |= SMFIP_RCPT_REJ;
 	/*
-	 * Keep the DATA step and answer it with accept (mlfi_data). Without
-	 * a reply, or without the step, the MTA writes several small packets
-	 * (DATA, the end-of-data macros, EOM) before it reads: on TCP Nagle
-	 * holds the later ones until our kernel's delayed ACK (40 ms)
-	 * because we send nothing (0.44 of Postfix alone with SMFIP_NR_DATA,
-	 * docs/performance.md). Accept at DATA also spares the MTA the
-	 * end-of-message exchange: Postfix's cleanup then neither re-reads
-	 * the message for us nor waits for our EOM reply.
+	 * Keep the DATA step and answer it with continue (mlfi_data).
+	 * Without a reply, or without the step, the MTA writes several small
+	 * packets (DATA, the end-of-data macros, EOM) before it reads: on
+	 * TCP Nagle holds the later ones until our kernel's delayed ACK
+	 * (40 ms) because we send nothing (0.44 of Postfix alone with
+	 * SMFIP_NR_DATA, docs/performance.md). Never accept there: Postfix
+	 * 3.7 keeps a milter's "accepted" state after an end-of-data
+	 * restriction rejects the message, and lets the session send RCPT
+	 * without a new MAIL FROM that no milter is then asked about.
 	 */
 	skip |= SMFIP_NR_CONN;
 	*pf1 = skip & f1;
@@ -160,12 +162,30 @@ mlfi_connect(SMFICTX *ctx, char *hostname, _SOCK_ADDR *hostaddr)
 	return (conn->steps & SMFIP_NR_CONN) ? SMFIS_NOREPLY : SMFIS_CONTINUE;
 }
 
+/*
+ * The queue id as the MTA gives it at this RCPT, or none. Postfix makes
+ * the queue file only at the first recipient it accepts, so the first
+ * RCPT of each message comes without one: a copy kept from the previous
+ * message would put that message's id on this one's log lines.
+ */
+static void
+conn_set_queue_id(struct rg_conn *conn, const char *qid)
+{
+	if (qid == NULL || *qid == '\0') {
+		conn->queue_id[0] = '\0';
+		conn->client.queue_id = NULL;
+		return;
+	}
+	strncpy(conn->queue_id, qid, sizeof(conn->queue_id) - 1);
+	conn->client.queue_id = conn->queue_id;
+}
+
 static sfsistat
 mlfi_envrcpt(SMFICTX *ctx, char **argv)
 {
 	struct rg_conn		*conn = conn_get(ctx);
 	struct rg_verdict	 v;
-	const char		*mailer, *auth, *qid;
+	const char		*mailer, *auth;
 
 	if (conn == NULL || argv == NULL || argv[0] == NULL)
 		return SMFIS_TEMPFAIL;	/* out of memory: never a reject */
@@ -173,11 +193,7 @@ mlfi_envrcpt(SMFICTX *ctx, char **argv)
 		client_set_string(&conn->client, smfi_getsymval(ctx, "{client_addr}"));
 	auth = smfi_getsymval(ctx, "{auth_authen}");
 	conn->client.authenticated = auth != NULL && *auth != '\0';
-	qid = smfi_getsymval(ctx, "i");
-	if (qid != NULL) {
-		strncpy(conn->queue_id, qid, sizeof(conn->queue_id) - 1);
-		conn->client.queue_id = conn->queue_id;
-	}
+	conn_set_queue_id(conn, smfi_getsymval(ctx, "i"));
 	/* With SMFIP_RCPT_REJ the MTA shows recipients it rejected itself,
 	 * with rcpt_mailer "error": count them, answer nothing new. */
 	mailer = smfi_getsymval(ctx, "{rcpt_mailer}");
@@ -209,18 +225,20 @@ mlfi_envrcpt(SMFICTX *ctx, char **argv)
 }
 
 /*
- * Every recipient has been decided by now and rcptgate looks at nothing
- * after RCPT: accept the message, so the MTA sends no end-of-message
- * step for it (SMFIS_ACCEPT here ends this milter's part in this message
- * only; the next MAIL FROM of the session starts a new one).
+ * Every recipient has been decided by now, but answer continue, never
+ * accept: with accept, Postfix 3.7 (the bug is fixed only in 2026
+ * snapshots) stays in its "message accepted" state when its own
+ * smtpd_end_of_data_restrictions reject the message, and takes RCPT and
+ * DATA without a new MAIL FROM, never asking the milter: unknown
+ * recipients get 250 (test/integration/t_eod_reject.sh). The reply is
+ * what keeps the TCP stall away (mlfi_negotiate); the end-of-message
+ * step it costs is answered by libmilter itself (no xxfi_eom).
  */
 static sfsistat
 mlfi_data(SMFICTX *ctx)
 {
-	struct rg_conn	*conn = smfi_getpriv(ctx);
-
-	return conn != NULL && (conn->steps & SMFIP_NR_DATA) ? SMFIS_NOREPLY :
-	    SMFIS_ACCEPT;
+	(void)ctx;
+	return SMFIS_CONTINUE;
 }
 
 static sfsistat

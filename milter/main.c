@@ -30,6 +30,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <sysexits.h>
 #include <unistd.h>
 
@@ -53,6 +54,8 @@ struct options {
 };
 
 static struct options	opt = { .conf_path = RG_DEFAULT_CONF };
+
+static int	lookup_user(const char *, uid_t *, gid_t *);
 
 static void
 usage(void)
@@ -147,7 +150,7 @@ print_summary(const struct rg_runtime *rt)
 	}
 	for (i = 0; i < rt->nbackends; i++)
 		printf("backend %s: type=%s%s%s\n", rt->backends[i]->name,
-		    rt->backends[i]->ops ? rt->backends[i]->ops->type : "?",
+		    rg_backend_type(rt->backends[i]),
 		    rt->backends[i]->surrogate_reason ? " unavailable: " : "",
 		    rt->backends[i]->surrogate_reason ?
 		    rt->backends[i]->surrogate_reason : "");
@@ -169,11 +172,91 @@ print_summary(const struct rg_runtime *rt)
 	    c->harvest_state[0] ? c->harvest_state : "(memory)");
 }
 
+/* Read the child's report (at most one rg_error) from fd into err. */
+static void
+read_report(int fd, struct rg_error *err)
+{
+	size_t	len = 0;
+	ssize_t	n;
+
+	while (len < sizeof(err->msg) - 1 && ((n = read(fd, err->msg + len,
+	    sizeof(err->msg) - 1 - len)) > 0 || (n == -1 && errno == EINTR)))
+		if (n > 0)
+			len += (size_t)n;
+	err->msg[len] = '\0';
+}
+
+/*
+ * -n run as root for a daemon that drops to user: load the configuration
+ * once more as that user, in a child that drops privileges exactly as the
+ * daemon does, because every reload reads the configuration and the files
+ * it names (the LDAP bind password) with those credentials only. Testing
+ * with the real credentials, not by reading mode bits, also covers ACLs,
+ * supplementary groups and directories the user cannot traverse.
+ * 0 if that load works, -1 with why in err; 1 (warn) if the user is
+ * unknown.
+ */
+static int
+check_as_user(const char *user, struct rg_error *err)
+{
+	struct rg_runtime	*rt;
+	struct rg_error		 e;
+	uid_t			 uid;
+	gid_t			 gid;
+	pid_t			 pid;
+	int			 pfd[2], status;
+
+	if (lookup_user(user, &uid, &gid) != 0) {
+		rg_error_set(err, "user '%s' (-u or [milter] user) does not "
+		    "exist: started as root, rcptgate would exit 67", user);
+		return 1;
+	}
+	if (uid == 0)
+		return 0;
+	if (pipe(pfd) == -1) {
+		rg_error_set(err, "pipe: %s", strerror(errno));
+		return -1;
+	}
+	fflush(NULL);
+	if ((pid = fork()) == -1) {
+		rg_error_set(err, "fork: %s", strerror(errno));
+		close(pfd[0]);
+		close(pfd[1]);
+		return -1;
+	}
+	if (pid == 0) {
+		close(pfd[0]);
+		rg_error_clear(&e);
+		rg_log_set_level(RG_LOG_ERROR);	/* the parent warned already */
+		if (initgroups(user, gid) != 0 || setgid(gid) != 0 ||
+		    setuid(uid) != 0)
+			rg_error_set(&e, "cannot become user %s: %s", user,
+			    strerror(errno));
+		else if ((rt = load_runtime(&e)) != NULL)
+			_exit(0);
+		(void)!write(pfd[1], e.msg, strlen(e.msg));
+		_exit(1);
+	}
+	close(pfd[1]);
+	rg_error_clear(&e);
+	read_report(pfd[0], &e);
+	close(pfd[0]);
+	while (waitpid(pid, &status, 0) == -1 && errno == EINTR)
+		;
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+		return 0;
+	rg_error_set(err, "as user %s, which the daemon runs as and reloads "
+	    "as: %s", user, e.msg[0] != '\0' ? e.msg : "check failed");
+	return -1;
+}
+
 static int
 run_check(void)
 {
 	struct rg_runtime	*rt;
-	struct rg_error		 err, warn;
+	struct rg_error		 err, warn, one;
+	const char		*user;
+	int			 rc = 0;
 
 	rg_error_clear(&err);
 	rg_error_clear(&warn);
@@ -183,7 +266,14 @@ run_check(void)
 		return EX_CONFIG;
 	}
 	rg_error_clear(&err);
-	if (rg_runtime_check(rt, true, &err, &warn) != 0) {
+	user = opt.user ? opt.user : rt->conf->user;
+	if (getuid() == 0 && user[0] != '\0') {
+		rg_error_clear(&one);
+		rc = check_as_user(user, &one);
+		if (rc != 0)
+			rg_error_append(rc == 1 ? &warn : &err, "%s", one.msg);
+	}
+	if (rg_runtime_check(rt, true, &err, &warn) != 0 || rc == -1) {
 		print_lines(stderr, "rcptgate: warning: ", warn.msg);
 		print_lines(stderr, "rcptgate: ", err.msg);
 		rg_runtime_unref(rt);

@@ -191,6 +191,11 @@ if command -v postfix >/dev/null; then
 	: >"$T/postfix-instances"
 	if rg_start_postfix pkg unix:/run/rcptgate/rcptgate.sock; then
 		pf=$T/pkg
+		# The packaged table is empty: tempfail, never 550 (issue 12).
+		got=$(rg_rcpt "$PORT_pkg" nobody@example.com | cut -c1-9)
+		check "through Postfix: empty packaged table tempfails" \
+			test "$got" = "451 4.4.3"
+		rcptgate-table add alice@example.com
 		got=$(rg_rcpt "$PORT_pkg" nobody@example.com someone@example.org \
 			postmaster@example.com | cut -c1-9 | tr '\n' ' ')
 		check "through Postfix: unknown 550, other domain 250, postmaster 250" \

@@ -2,14 +2,16 @@
 /*
  * rcptgate-table: keep the default SQLite recipient table.
  *
- *	rcptgate-table [-d DB] replace FILE|-
+ *	rcptgate-table [-d DB] [-f] replace FILE|-
  *	rcptgate-table [-d DB] add ADDRESS...
  *	rcptgate-table [-d DB] remove ADDRESS...
  *	rcptgate-table [-d DB] list
  *
  * A thin command line over lib/table.c, which does the parsing and the
  * atomic file operations. Single-threaded. Malformed input is reported
- * line by line and changes nothing (exit EX_DATAERR).
+ * line by line and changes nothing (exit EX_DATAERR); so does a replace
+ * that would leave the table empty or remove more than half of its
+ * rows, unless -f is given.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -26,11 +28,13 @@ static void
 usage(void)
 {
 	fprintf(stderr,
-	    "usage: %s [-d DB] replace FILE|-\n"
+	    "usage: %s [-d DB] [-f] replace FILE|-\n"
 	    "       %s [-d DB] add ADDRESS...\n"
 	    "       %s [-d DB] remove ADDRESS...\n"
 	    "       %s [-d DB] list\n"
-	    "DB defaults to %s\n",
+	    "DB defaults to %s\n"
+	    "-f: replace even with an empty input, or one that removes "
+	    "more than half\n    of the rows\n",
 	    progname, progname, progname, progname, RG_TABLE_DEFAULT_DB);
 	exit(EX_USAGE);
 }
@@ -42,7 +46,7 @@ report_bad(void *arg, const char *name, long line, const char *why)
 }
 
 static int
-cmd_replace(const char *db, const char *file)
+cmd_replace(const char *db, const char *file, int flags)
 {
 	struct rg_table_keys	 keys = { 0 };
 	FILE			*in;
@@ -80,7 +84,7 @@ cmd_replace(const char *db, const char *file)
 		rg_table_keys_free(&keys);
 		return EX_DATAERR;
 	}
-	ex = rg_table_replace(db, &keys, errbuf, sizeof(errbuf));
+	ex = rg_table_replace(db, &keys, flags, errbuf, sizeof(errbuf));
 	if (ex != 0)
 		fprintf(stderr, "%s: %s\n", progname, errbuf);
 	rg_table_keys_free(&keys);
@@ -124,10 +128,13 @@ main(int argc, char **argv)
 	const char		*db = RG_TABLE_DEFAULT_DB, *cmd;
 	char			 errbuf[4096];
 	size_t			 removed = 0;
-	int			 ch, ex;
+	int			 ch, ex, flags = 0;
 
-	while ((ch = getopt(argc, argv, "d:h")) != -1) {
+	while ((ch = getopt(argc, argv, "d:fh")) != -1) {
 		switch (ch) {
+		case 'f':
+			flags |= RG_TABLE_FORCE;
+			break;
 		case 'd':
 			if (*optarg == '\0')
 				usage();
@@ -148,7 +155,7 @@ main(int argc, char **argv)
 	if (strcmp(cmd, "replace") == 0) {
 		if (argc != 1)
 			usage();
-		return cmd_replace(db, argv[0]);
+		return cmd_replace(db, argv[0], flags);
 	}
 	if (strcmp(cmd, "list") == 0) {
 		if (argc != 0)

@@ -7,6 +7,8 @@
 #   a  Postfix alone (no milter, no recipient map)
 #   b  Postfix's own local_recipient_maps = sqlite: on the same table
 #   c  rcptgate (SQLite backend) on a unix socket
+#   o  as c, but the rcptgate binary $E2E_RCPTGATE_O (another build, e.g.
+#      the commit before a change, for a before/after in the same rounds)
 #   d  rcptgate (SQLite backend) on TCP
 #   e  Postfix's own local_recipient_maps = ldap: on a 100k-entry slapd
 #   f  rcptgate's LDAP backend on the same slapd
@@ -16,6 +18,12 @@
 #
 #   E2E_CONFIGS="a c d" E2E_ROUNDS=3 E2E_MESSAGES=2000 E2E_SESSIONS=10 \
 #   E2E_RCPTS=5 E2E_UNIQUE="0 1" test/bench/e2e_postfix.sh
+#
+# With E2E_CPU=1 each configuration's Postfix and rcptgate run in a
+# cpuacct cgroup of their own (smtp-source outside it), and the lines add
+# the median CPU the mail system spent per message (us) and its ratio to
+# a: on these shared machines msg/s swings +-30 % between rounds, CPU per
+# message holds to a few percent (../shared/TESTING.md).
 #
 # Output lines: "e2e MODE CONF msgs/s ratio_to_a errors=N". Not part of
 # ctest: a benchmark only reports. Needs root (Postfix), postfix-sqlite
@@ -40,6 +48,39 @@ SRC=(smtp-source -s "$S" -m "$M" -r "$R" -M client.example.test
 [ "$ROUNDS" -ge 1 ] && [ "$ROUNDS" -le 15 ] || { echo "rounds 1..15" >&2; exit 2; }
 
 want() { [[ " $CONFIGS " == *" $1 "* ]]; }
+
+if want o && [ ! -x "${E2E_RCPTGATE_O:-}" ]; then
+	echo "config o needs E2E_RCPTGATE_O=/path/to/rcptgate" >&2
+	exit 2
+fi
+
+# cpuacct groups, one per configuration, when E2E_CPU=1.
+CG_ROOT=/sys/fs/cgroup/cpuacct
+CG_BASE=$CG_ROOT/rg-e2e-$$
+CG_HOME=$CG_ROOT$(awk -F: '$2 ~ /(^|,)cpuacct(,|$)/ { print $3 }' /proc/self/cgroup)
+if [ "${E2E_CPU:-0}" = 1 ]; then
+	mkdir "$CG_BASE" || exit 1
+	# Remove the groups once this script and what it started are gone.
+	(
+		while kill -0 $$ 2>/dev/null; do sleep 1; done
+		sleep 15
+		rmdir "$CG_BASE"/* "$CG_BASE"
+	) >/dev/null 2>&1 &
+fi
+
+# cg_enter CONF / cg_leave: move this shell into CONF's group (what it
+# starts lands there too) and back.
+cg_enter() {
+	[ "${E2E_CPU:-0}" = 1 ] || return 0
+	mkdir -p "$CG_BASE/$1" && echo "$BASHPID" >"$CG_BASE/$1/cgroup.procs"
+}
+cg_leave() {
+	[ "${E2E_CPU:-0}" = 1 ] || return 0
+	echo "$BASHPID" >"$CG_HOME/cgroup.procs"
+}
+cg_usage() {
+	cat "$CG_BASE/$1/cpuacct.usage" 2>/dev/null || echo 0
+}
 
 # Every recipient any round sends: rN@example.com and KrN@example.com.
 rcpt_list() {
@@ -91,19 +132,32 @@ for c in $CONFIGS; do
 done
 if want c; then
 	conf "$T/c.conf" "unix:$T/c.sock" "type = sqlite" "path = $db"
+	cg_enter c
 	start_milter c "$T/c.conf"
+	cg_leave
 	MILTER[c]="unix:$T/c.sock"
+fi
+if want o; then
+	conf "$T/o.conf" "unix:$T/o.sock" "type = sqlite" "path = $db"
+	cg_enter o
+	RCPTGATE=$E2E_RCPTGATE_O start_milter o "$T/o.conf"
+	cg_leave
+	MILTER[o]="unix:$T/o.sock"
 fi
 if want d; then
 	mport=$(rg_free_port)
 	conf "$T/d.conf" "inet:$mport@127.0.0.1" "type = sqlite" "path = $db"
+	cg_enter d
 	start_milter d "$T/d.conf"
+	cg_leave
 	MILTER[d]="inet:127.0.0.1:$mport"
 fi
 if want f; then
 	conf "$T/f.conf" "unix:$T/f.sock" "type = ldap" "uri = $ldap_uri" \
 	    "base = dc=example,dc=com"
+	cg_enter f
 	start_milter f "$T/f.conf"
+	cg_leave
 	MILTER[f]="unix:$T/f.sock"
 fi
 if want b; then
@@ -126,9 +180,11 @@ fi
 # own flow control in some runs (167-200 msgs/s against 340-400 in the
 # others, same CPU per message), which makes every ratio to a swing.
 for c in $CONFIGS; do
+	cg_enter "$c"
 	rg_start_postfix "pf$c" "${MILTER[$c]}" "${EXTRA[$c]}" \
 	    "mydestination = example.com" "smtpd_milters = ${MILTER[$c]}" \
 	    "in_flow_delay = 0" || exit 1
+	cg_leave
 done
 
 # drain NAME: wait (at most 60 s) until the queue is empty.
@@ -142,11 +198,13 @@ drain() {
 	echo "# queue of $1 did not drain" >&2
 }
 
-# run CONF ROUND UNIQUE: one smtp-source run; prints msgs/s, counts errors.
+# run CONF ROUND UNIQUE: one smtp-source run; prints msgs/s, counts errors
+# and, with E2E_CPU=1, appends the CPU us per message to $T/cpu.CONF.
 run() {
-	local c=$1 r=$2 u=$3 port t0 t1 errs var
+	local c=$1 r=$2 u=$3 port t0 t1 errs var cpu0
 	var=PORT_pf$c
 	port=${!var}
+	cpu0=$(cg_usage "$c")
 	t0=$(date +%s.%N)
 	"${SRC[@]}" ${u:+-N} -t "r$r@example.com" "127.0.0.1:$port" \
 	    >"$T/src.out" 2>&1
@@ -155,6 +213,9 @@ run() {
 	echo "$errs" >>"$T/errs.$c"	# run is called in $(...)
 	[ "$errs" -gt 0 ] && head -n 2 "$T/src.out" | sed "s/^/# $c: /" >&2
 	drain "pf$c"
+	[ "${E2E_CPU:-0}" = 1 ] && awk -v a="$cpu0" -v b="$(cg_usage "$c")" \
+	    -v m="$M" 'BEGIN { printf "%.0f\n", (b - a) / 1000 / m }' \
+	    >>"$T/cpu.$c"
 	echo "$M $t0 $t1" | awk '{ printf "%.1f\n", $1 / ($3 - $2) }'
 }
 
@@ -175,20 +236,27 @@ for u in $UNIQUE; do
 	mode=repeat
 	[ "$u" = 1 ] && mode=unique
 	declare -A RATES=()
-	rm -f "$T"/errs.*
+	rm -f "$T"/errs.* "$T"/cpu.*
 	for ((r = 1; r <= ROUNDS; r++)); do
 		for c in $CONFIGS; do
 			x=$(run "$c" "$r" "$([ "$u" = 1 ] && echo 1)")
 			RATES[$c]="${RATES[$c]:-} $x"
 		done
 	done
-	base=
+	base= cbase=
 	for c in $CONFIGS; do
+		cpu=
+		if [ -s "$T/cpu.$c" ]; then
+			cmed=$(median <"$T/cpu.$c")
+			[ -z "$cbase" ] && [ "$c" = a ] && cbase=$cmed
+			cpu=" cpu_us/msg $cmed x_a $(awk -v x="$cmed" -v b="${cbase:-0}" \
+			    'BEGIN { if (b > 0) printf "%.2f", x / b; else print "-" }') cpu_rounds: $(tr '\n' ' ' <"$T/cpu.$c")"
+		fi
 		med=$(printf '%s\n' ${RATES[$c]} | median)
 		[ -z "$base" ] && [ "$c" = a ] && base=$med
 		ratio=$(awk -v x="$med" -v b="${base:-0}" \
 		    'BEGIN { if (b > 0) printf "%.2f", x / b; else print "-" }')
-		echo "e2e $mode $c $med msgs/s x_a $ratio errors=$(awk '{ n += $1 } END { print n + 0 }' "$T/errs.$c" 2>/dev/null) rounds:${RATES[$c]}"
+		echo "e2e $mode $c $med msgs/s x_a $ratio errors=$(awk '{ n += $1 } END { print n + 0 }' "$T/errs.$c" 2>/dev/null) rounds:${RATES[$c]}$cpu"
 	done
 done
 exit 0

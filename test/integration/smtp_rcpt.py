@@ -3,9 +3,9 @@
 """One SMTP session to 127.0.0.1:PORT: EHLO, MAIL FROM, one RCPT per
 address; print each RCPT reply as "CODE TEXT" on one line. Options:
 -s SOURCE (bind address), -f FROM, -d (also send DATA if any RCPT was
-accepted and print the DATA reply as "DATA CODE TEXT"), -a USER:PASSWORD
-(SMTP AUTH first), -u (MAIL FROM with SMTPUTF8; addresses are sent as
-the bytes given, UTF-8 or not, and replies printed as UTF-8). An address "+"
+accepted and print the DATA reply as "DATA CODE TEXT"), -u (declare
+SMTPUTF8 on MAIL FROM; addresses are sent as UTF-8 either way), -a
+USER:PASSWORD (SMTP AUTH after EHLO). An address "+"
 ends one transaction and starts the next in the same session (MAIL FROM
 again)."""
 import argparse
@@ -16,8 +16,8 @@ ap = argparse.ArgumentParser()
 ap.add_argument("-s", dest="source", default=None)
 ap.add_argument("-f", dest="sender", default="sender@example.net")
 ap.add_argument("-d", dest="data", action="store_true")
-ap.add_argument("-a", dest="auth", default=None)
 ap.add_argument("-u", dest="utf8", action="store_true")
+ap.add_argument("-a", dest="auth", default=None)
 ap.add_argument("port", type=int)
 ap.add_argument("addrs", nargs="+")
 a = ap.parse_args()
@@ -26,6 +26,7 @@ try:
     s = smtplib.SMTP(
         "127.0.0.1", a.port, local_hostname="client.example.test",
         timeout=60, source_address=(a.source, 0) if a.source else None)
+    s.command_encoding = "utf-8"
     s.ehlo("client.example.test")
     if a.auth:
         user, password = a.auth.split(":", 1)
@@ -37,24 +38,16 @@ try:
         else:
             groups[-1].append(rcpt)
     for group in groups:
-        code, msg = s.docmd("MAIL FROM:<%s>%s" % (
-            a.sender, " SMTPUTF8" if a.utf8 else ""))
+        code, msg = s.docmd("MAIL FROM:<%s>%s" % (a.sender,
+                            " SMTPUTF8" if a.utf8 else ""))
         if code != 250:
             print("MAIL %d %s" % (code, msg.decode(errors="replace")))
             sys.exit(0)
         accepted = False
         for rcpt in group:
             arg = rcpt if rcpt.startswith("<") else "<%s>" % rcpt
-            if a.utf8:
-                # argv bytes as given (surrogateescape), not ASCII
-                s.send(("RCPT TO:%s\r\n" % arg).encode(
-                    "utf-8", "surrogateescape"))
-                code, msg = s.getreply()
-                text = msg.decode("utf-8", "backslashreplace")
-            else:
-                code, msg = s.docmd("RCPT TO:" + arg)
-                text = msg.decode(errors="replace")
-            text = text.replace("\n", " ")
+            code, msg = s.docmd("RCPT TO:" + arg)
+            text = msg.decode(errors="replace").replace("\n", " ")
             print("%d %s" % (code, text), flush=True)
             if code == 421:
                 sys.exit(0)

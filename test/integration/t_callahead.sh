@@ -116,6 +116,39 @@ out=$(rg_rcpt "$PORT_mx" carol@example.test)
 rg_expect_match "up again: known accepted" "$out" '^250 '
 rg_stop_rcptgate
 
+# ---- UTF-8 addresses (issue 12, point 6) ----
+# Two more internal servers with jörg: one with strict_smtputf8 (an
+# undeclared UTF-8 address gets 553 5.6.7, which used to become a 550 for
+# a user who exists), one without SMTPUTF8 at all.
+printf '%s x\n' 'jörg@example.test' alice@example.test >"$T/users8"
+rg_start_postfix strict "" "local_recipient_maps = texthash:$T/users8" \
+    "strict_smtputf8 = yes" || rg_notok "strict SMTPUTF8 postfix starts"
+rg_start_postfix ascii "" "local_recipient_maps = texthash:$T/users8" \
+    "smtputf8_enable = no" || rg_notok "postfix without SMTPUTF8 starts"
+rg_expect_match "premise: strict server refuses an undeclared UTF-8 address" \
+    "$(rg_rcpt "$PORT_strict" 'jörg@example.test')" '^553 5\.6\.7 '
+
+conf "$T/utf8.conf" "127.0.0.1:$PORT_strict" "accept_all_check = 0"
+rg_start_rcptgate "$T/utf8.conf" || rg_notok "rcptgate (SMTPUTF8 target) starts"
+out=$(rg_rcpt -u "$PORT_mx" 'jörg@example.test' 'jürgen@example.test' nobody@example.test)
+rg_expect_match "SMTPUTF8 target: existing UTF-8 user 250" "$(sed -n 1p <<<"$out")" '^250 '
+rg_expect_match "SMTPUTF8 target: unknown UTF-8 user 550 5.1.1" "$(sed -n 2p <<<"$out")" '^550 5\.1\.1 '
+rg_expect_match "SMTPUTF8 target: unknown ASCII user 550 5.1.1" "$(sed -n 3p <<<"$out")" '^550 5\.1\.1 '
+rg_check "SMTPUTF8 target: probed with MAIL FROM:<> SMTPUTF8" \
+    grep -q 'jürgen@example.test>: Recipient address rejected' "$T/strict/postfix.log"
+rg_stop_rcptgate
+
+conf "$T/ascii.conf" "127.0.0.1:$PORT_ascii" "accept_all_check = 0"
+rg_start_rcptgate "$T/ascii.conf" || rg_notok "rcptgate (no SMTPUTF8 target) starts"
+out=$(rg_rcpt -u "$PORT_mx" 'jörg@example.test' 'jürgen@example.test' nobody@example.test)
+rg_expect_match "no SMTPUTF8 target: UTF-8 user passes (never 550)" "$(sed -n 1p <<<"$out")" '^250 '
+rg_expect_match "no SMTPUTF8 target: any UTF-8 address passes unasked" "$(sed -n 2p <<<"$out")" '^250 '
+rg_expect_match "no SMTPUTF8 target: ASCII still checked" "$(sed -n 3p <<<"$out")" '^550 5\.1\.1 '
+rg_expect_match "no SMTPUTF8 target: -t -v says why" \
+    "$("$RCPTGATE" -c "$T/ascii.conf" -v -t 'jürgen@example.test' 2>/dev/null)" \
+    'does not offer SMTPUTF8: a UTF-8 address is not asked'
+rg_stop_rcptgate
+
 # ---- a listener that accepts TCP and never answers ----
 SILENT=$(rg_free_port)
 "$RG_PY" -c '

@@ -79,6 +79,32 @@ cat >"$T/h3.lua" <<-EOT
 EOT
 rg_expect_eq "session blocked after 3 MTA-rejected recipients" "$(miltertest -s "$T/h3.lua" 2>&1)" "blocked"
 
+# DATA is answered with continue, never accept (issue 12 point 1: with
+# accept, Postfix 3.7 skips the milter for RCPTs sent after its own
+# end-of-data reject, t_eod_reject.sh); the end of message too, and the
+# next message of the connection is decided again.
+cat >"$T/data.lua" <<-EOT
+	conn = mt.connect('unix:$T/rcptgate.sock')
+	if mt.negotiate(conn, nil, nil, nil) ~= nil then error('negotiate') end
+	local names = { [SMFIR_CONTINUE]='C', [SMFIR_ACCEPT]='A', [SMFIR_REPLYCODE]='R' }
+	for i = 1, 2 do
+		mt.macro(conn, SMFIC_RCPT, '{client_addr}', '192.0.2.10')
+		if mt.rcptto(conn, '<alice@example.com>') ~= nil then error('rcptto') end
+		io.write(names[mt.getreply(conn)] or '?')
+		mt.macro(conn, SMFIC_RCPT, '{client_addr}', '192.0.2.10')
+		if mt.rcptto(conn, '<nobody@example.com>') ~= nil then error('rcptto') end
+		io.write(names[mt.getreply(conn)] or '?')
+		if mt.data(conn) ~= nil then error('data') end
+		io.write(' DATA ' .. (names[mt.getreply(conn)] or '?'))
+		if mt.eom(conn) ~= nil then error('eom') end
+		io.write(' EOM ' .. (names[mt.getreply(conn)] or '?') .. ' ')
+	end
+	io.write('\n')
+	mt.disconnect(conn)
+EOT
+rg_expect_eq "DATA and EOM: continue, never accept; next message decided again" \
+	"$(miltertest -s "$T/data.lua" 2>&1)" "CR DATA C EOM C CR DATA C EOM C "
+
 # Sessions that end at odd points leave the daemon serving.
 cat >"$T/abrupt.lua" <<-EOT
 	conn = mt.connect('unix:$T/rcptgate.sock')

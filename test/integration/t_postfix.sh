@@ -37,11 +37,11 @@ rg_check "delivered to alice" grep -q 'to=<alice@example.com>.*status=sent' "$T/
 rg_check "never delivered to the unknown" bash -c "! grep -q 'to=<nobody@example.com>.*status=' '$T/mx/postfix.log'"
 rg_check "Postfix logged the milter reject" grep -q 'milter-reject: RCPT from .* 550 5.1.1 <nobody@example.com>' "$T/mx/postfix.log"
 
-# rcptgate accepts each message at DATA (so Postfix skips end-of-message):
-# that must end its part in that message only. Three messages in one
-# session: the unknown recipient of the second is still rejected.
+# rcptgate answers DATA with continue (never accept, t_eod_reject.sh):
+# three messages in one session, the unknown recipients of the second
+# and third are still rejected.
 out=$(rg_rcpt -d $p alice@example.com + nobody@example.com bob@example.com + nobody2@example.com)
-rg_expect_eq "accept at DATA: next messages of the session still checked" "$(echo "$out" | cut -c1-3 | tr '\n' ' ')" "250 DAT 550 250 DAT 550 "
+rg_expect_eq "continue at DATA: next messages of the session still checked" "$(echo "$out" | cut -c1-3 | tr '\n' ' ')" "250 DAT 550 250 DAT 550 "
 
 # Hostile addresses: a 5xx, never a crash.
 long=$(printf 'a%.0s' $(seq 300))

@@ -129,17 +129,42 @@ run_in 65 "$dir/bad" -d "$db" replace -
 check "stdin is named in messages" has "$err" "(stdin):2:"
 check "stdin malformed replace left the table" same "$db" "$dir/before.db"
 
-# ---- replace from stdin: new inode, mode kept ----
+# ---- a replace that loses more than half of the rows: refused ----
 printf 'zed@example.org\n"yan@example.org",Y\n' >"$dir/list2"
-run_in 0 "$dir/list2" -d "$db" replace -
+run_in 65 "$dir/list2" -d "$db" replace -
+check "shrink refused with a reason" \
+    has "$err" "it would remove 5 of its 5 rows (more than half"
+check "shrink refused names -f" has "$err" "Use -f"
+check "refused shrink left the table" same "$db" "$dir/before.db"
+# Half exactly is allowed: 5 rows, keep 3 (2 removed) plus new ones.
+printf '%s\n' alice@example.com bob@example.com carol@example.com \
+    new1@example.com >"$dir/keep3"
+cp "$db" "$dir/half.db"
+run 0 -d "$dir/half.db" replace "$dir/keep3"
+printf '%s\n' alice@example.com bob@example.com >"$dir/keep2"
+cp "$db" "$dir/half.db"
+run 65 -d "$dir/half.db" replace "$dir/keep2"
+
+# ---- replace from stdin with -f: new inode, mode kept ----
+run_in 0 "$dir/list2" -d "$db" -f replace -
 run 0 -d "$db" list
 printf '%s\n' yan@example.org zed@example.org >"$dir/want2"
 check "replace from stdin" same "$out" "$dir/want2"
 check "replace made a new file (rename)" test "$(ino "$db")" != "$before"
 check "replace kept the mode" test "$(stat -c %a "$db")" = 640
-run 0 -d "$db" replace /dev/null
+# ---- an empty input (a failed export): refused without -f ----
+cp "$db" "$dir/before2.db"
+run 65 -d "$db" replace /dev/null
+check "empty replace refused with a reason" has "$err" "input holds no address"
+check "empty replace left the table" same "$db" "$dir/before2.db"
+printf '# only a comment\n\n' >"$dir/comments"
+run_in 65 "$dir/comments" -d "$db" replace -
+check "stdin with no address refused" same "$db" "$dir/before2.db"
+run 65 -d "$dir/new-empty.db" replace /dev/null
+check "empty replace created no table" test ! -e "$dir/new-empty.db"
+run 0 -d "$db" replace -f /dev/null
 run 0 -d "$db" list
-check "replace with an empty list empties the table" test ! -s "$out"
+check "replace -f with an empty list empties the table" test ! -s "$out"
 run 66 -d "$db" replace "$dir/no-such-list"
 
 # ---- add and remove ----
@@ -168,7 +193,7 @@ n=100000
 awk -v n=$n 'BEGIN { for (i = 0; i < n; i++)
 	printf "user%d@example.com,User %d\n", i, i }' >"$dir/big"
 t0=$(date +%s%N)
-run 0 -d "$db" replace "$dir/big"
+run 0 -d "$db" -f replace "$dir/big"
 t1=$(date +%s%N)
 echo "# replace of $n addresses took $(( (t1 - t0) / 1000000 )) ms"
 check "big table has every row" test \

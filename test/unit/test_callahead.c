@@ -44,6 +44,8 @@ struct srv {
 	atomic_bool	 mail_5xx;	/* MAIL answered 553 */
 	atomic_bool	 accept_all;	/* every RCPT 250 */
 	atomic_bool	 drop_after_rset;	/* close after answering RSET */
+	atomic_bool	 smtputf8;	/* offer SMTPUTF8 in EHLO */
+	atomic_int	 mails_utf8;	/* MAIL FROM:<...> SMTPUTF8 seen */
 	atomic_int	 rcpt_delay_ms;
 	/* what it saw */
 	atomic_int	 connections;
@@ -94,9 +96,25 @@ read_line(int fd, char *buf, size_t len)
 	return 0;
 }
 
-static const char *
-rcpt_answer(struct srv *s, const char *arg)
+static bool
+ascii(const char *p)
 {
+	for (; *p != '\0'; p++)
+		if ((unsigned char)*p >= 0x80)
+			return false;
+	return true;
+}
+
+static const char *
+rcpt_answer(struct srv *s, const char *arg, bool utf8)
+{
+	/* As Postfix with strict_smtputf8 = yes. */
+	if (!ascii(arg) && !utf8)
+		return "553 5.6.7 <j\xc3\xb6rg@example.test>: Recipient "
+		    "address rejected: Must declare SMTPUTF8 to send unicode "
+		    "address\r\n";
+	if (strncasecmp(arg, "<j\xc3\xb6rg@", 7) == 0)
+		return "250 2.1.5 Ok\r\n";
 	if (s->accept_all)
 		return "250 2.1.5 Ok\r\n";
 	if (strncasecmp(arg, "<alice@", 7) == 0 ||
@@ -120,6 +138,14 @@ rcpt_answer(struct srv *s, const char *arg)
 		return "553 no such user\r\n";
 	if (strncasecmp(arg, "<junk@", 6) == 0)
 		return "hello there\r\n";
+	if (strncasecmp(arg, "<mustutf8@", 10) == 0)
+		return "553 5.6.7 Must declare SMTPUTF8 to send unicode "
+		    "address\r\n";
+	if (strncasecmp(arg, "<sender@", 8) == 0)
+		return "550 5.1.8 <>: Sender address rejected: Domain not "
+		    "found\r\n";
+	if (strncasecmp(arg, "<bare554@", 9) == 0)
+		return "554 transaction failed\r\n";
 	return "550-5.1.1 <x>: Recipient address rejected:\r\n"
 	    "550 5.1.1 User unknown in local recipient table\r\n";
 }
@@ -131,6 +157,7 @@ srv_conn_main(void *arg)
 	struct srv	*s = c->s;
 	char		 line[1024], buf[64];
 	int		 act = atomic_fetch_add(&s->active, 1) + 1;
+	bool		 utf8 = false;
 
 	for (int m = s->max_active; act > m;)
 		if (atomic_compare_exchange_weak(&s->max_active, &m, act))
@@ -143,19 +170,26 @@ srv_conn_main(void *arg)
 	    read_line(c->fd, line, sizeof(line)) == 0) {
 		if (strncasecmp(line, "EHLO ", 5) == 0)
 			say(c->fd, s->ehlo_5xx ? "502 5.5.2 no EHLO here\r\n" :
+			    s->smtputf8 ? "250-test.example.test\r\n"
+			    "250-PIPELINING\r\n250-SMTPUTF8\r\n"
+			    "250 8BITMIME\r\n" :
 			    "250-test.example.test\r\n250-PIPELINING\r\n"
 			    "250 8BITMIME\r\n");
 		else if (strncasecmp(line, "HELO ", 5) == 0) {
 			atomic_fetch_add(&s->helos, 1);
 			say(c->fd, "250 test.example.test\r\n");
-		} else if (strncasecmp(line, "MAIL FROM:", 10) == 0)
+		} else if (strncasecmp(line, "MAIL FROM:", 10) == 0) {
+			utf8 = strstr(line, "> SMTPUTF8") != NULL;
+			if (utf8)
+				atomic_fetch_add(&s->mails_utf8, 1);
 			say(c->fd, s->mail_5xx ?
 			    "553 5.7.1 sender refused\r\n" : "250 2.1.0 Ok\r\n");
+		}
 		else if (strncasecmp(line, "RCPT TO:", 8) == 0) {
 			atomic_fetch_add(&s->rcpts, 1);
 			if (s->rcpt_delay_ms > 0)
 				rg_sleep_ms((uint64_t)s->rcpt_delay_ms);
-			say(c->fd, rcpt_answer(s, line + 8));
+			say(c->fd, rcpt_answer(s, line + 8, utf8));
 		} else if (strcasecmp(line, "RSET") == 0) {
 			say(c->fd, "250 2.0.0 Ok\r\n");
 			if (s->drop_after_rset)
@@ -352,6 +386,10 @@ test_answers(void **state)
 		{ "policy@example.test", RG_TEMPFAIL, 1 },	/* 550 5.7.1 */
 		{ "full@example.test", RG_TEMPFAIL, 1 },
 		{ "junk@example.test", RG_TEMPFAIL, 1 },
+		/* issue 12, point 6: only "no such user" is unknown */
+		{ "mustutf8@example.test", RG_TEMPFAIL, 1 },	/* 553 5.6.7 */
+		{ "sender@example.test", RG_TEMPFAIL, 1 },	/* 550 5.1.8 */
+		{ "bare554@example.test", RG_TEMPFAIL, 1 },
 		{ "@example.test", RG_NOTFOUND, 0 },		/* no I/O */
 		{ "a\r\nRSET@example.test", RG_TEMPFAIL, 0 },	/* not sent */
 		{ "a>b@example.test", RG_TEMPFAIL, 0 },
@@ -383,8 +421,54 @@ test_answers(void **state)
 			fail_msg("%s: err lacks the host: %s", cases[i].key,
 			    err.msg);
 	}
-	/* 12 probes; the 421 closes the connection, so one more. */
-	assert_int_equal(s->connections, 2);
+	/* 15 probes; the 421 and the junk reply each close the
+	 * connection, so two more. */
+	assert_int_equal(s->connections, 3);
+	b.ops->close(&b);
+	srv_stop(s);
+}
+
+/*
+ * A UTF-8 address: asked with MAIL FROM:<...> SMTPUTF8 when the server
+ * offers SMTPUTF8; passed without asking when it does not (its answer to
+ * an undeclared UTF-8 address, 553 5.6.7, says nothing of the mailbox).
+ */
+static void
+test_smtputf8(void **state)
+{
+	struct srv	*s = srv_start();
+	struct sec_buf	 sb;
+	struct rg_backend b;
+	struct rg_error	 err;
+	int		 before;
+
+	sec_make(&sb, "type", "callahead", "hosts", hostport(s->port),
+	    "helo", "gw.example.test", "timeout", "2s",
+	    "accept_all_check", "0", "idle_timeout", "0", NULL);
+	assert_int_equal(be_open(&b, &sb, &err), 0);
+	/* Not offered: not asked, passes; ASCII is asked as before. */
+	before = s->rcpts;
+	assert_int_equal(be_lookup(&b, "j\xc3\xb6rg@example.test", 3000,
+	    &err), RG_FOUND);
+	assert_int_equal(be_lookup(&b, "j\xc3\xbcrgen@example.test", 3000,
+	    &err), RG_FOUND);
+	assert_int_equal(s->rcpts - before, 0);
+	assert_int_equal(be_lookup(&b, "nobody@example.test", 3000, &err),
+	    RG_NOTFOUND);
+	assert_int_equal(s->mails_utf8, 0);
+	/* Offered: asked with SMTPUTF8, and its answer counts. */
+	atomic_store(&s->smtputf8, true);
+	before = s->rcpts;
+	assert_int_equal(be_lookup(&b, "j\xc3\xb6rg@example.test", 3000,
+	    &err), RG_FOUND);
+	assert_int_equal(be_lookup(&b, "j\xc3\xbcrgen@example.test", 3000,
+	    &err), RG_NOTFOUND);
+	assert_int_equal(s->rcpts - before, 2);
+	assert_int_equal(s->mails_utf8, 2);
+	/* ASCII addresses are still sent without the parameter. */
+	assert_int_equal(be_lookup(&b, "alice@example.test", 3000, &err),
+	    RG_FOUND);
+	assert_int_equal(s->mails_utf8, 2);
 	b.ops->close(&b);
 	srv_stop(s);
 }
@@ -875,6 +959,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_config),
 		cmocka_unit_test(test_answers),
+		cmocka_unit_test(test_smtputf8),
 		cmocka_unit_test(test_reuse),
 		cmocka_unit_test(test_dead_kept_connection),
 		cmocka_unit_test(test_session_steps),

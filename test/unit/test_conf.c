@@ -72,7 +72,7 @@ static const char spec_example[] =
 "hosts = 192.0.2.10:25, 192.0.2.11:25   ; internal server(s), tried in order\n"
 "helo = mx1.example.com\n"
 "mail_from = <>\n"
-"timeout = 10s\n"
+"timeout = 3s\n"
 "\n"
 "[cache]\n"
 "positive_ttl = 1h\n"

@@ -5,6 +5,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -198,6 +199,96 @@ test_path_table(void **state)
 			    cases[i].ok ? "ok" : "refused");
 }
 
+/*
+ * Issue 12, point 6: only "no such user" is unknown. Each reply as a
+ * real server sends it, through the parser, then classified.
+ */
+static void
+test_rcpt_class(void **state)
+{
+	static const struct {
+		const char		*in;
+		enum rg_smtp_rcpt	 want;
+	} cases[] = {
+		{ "250 2.1.5 Ok\r\n",				RG_SMTP_RCPT_OK },
+		{ "251 2.1.5 will forward\r\n",		RG_SMTP_RCPT_OK },
+		{ "252 2.1.5 cannot verify, will accept\r\n",	RG_SMTP_RCPT_OK },
+		{ "550 5.1.1 <x@example.test>: Recipient address rejected: "
+		    "User unknown in local recipient table\r\n",
+		    RG_SMTP_RCPT_UNKNOWN },
+		{ "550 5.1.0 Address rejected\r\n",	RG_SMTP_RCPT_UNKNOWN },
+		{ "554 5.1.1 no such mailbox\r\n",	RG_SMTP_RCPT_UNKNOWN },
+		{ "553 5.1.3 bad address syntax\r\n",	RG_SMTP_RCPT_UNKNOWN },
+		{ "550 5.1.10 null MX\r\n",		RG_SMTP_RCPT_UNKNOWN },
+		{ "550 no such user\r\n",		RG_SMTP_RCPT_UNKNOWN },
+		{ "551 User not local\r\n",		RG_SMTP_RCPT_UNKNOWN },
+		{ "553 mailbox name not allowed\r\n",	RG_SMTP_RCPT_UNKNOWN },
+		{ "550-5.1.1 The account\r\n550 5.1.1 does not exist\r\n",
+		    RG_SMTP_RCPT_UNKNOWN },
+		/* not about the recipient */
+		{ "553 5.6.7 <j\xc3\xb6rg@example.test>: Recipient address "
+		    "rejected: Must declare SMTPUTF8 to send unicode "
+		    "address\r\n",				RG_SMTP_RCPT_FAILED },
+		{ "550 5.7.1 Relaying denied\r\n",	RG_SMTP_RCPT_FAILED },
+		{ "553 5.7.1 Sender address rejected\r\n", RG_SMTP_RCPT_FAILED },
+		{ "550 5.1.8 Sender address rejected: Domain not found\r\n",
+		    RG_SMTP_RCPT_FAILED },
+		{ "553 5.1.7 bad sender syntax\r\n",	RG_SMTP_RCPT_FAILED },
+		{ "550 5.2.2 mailbox full\r\n",		RG_SMTP_RCPT_FAILED },
+		{ "552 5.3.4 too big\r\n",		RG_SMTP_RCPT_FAILED },
+		{ "554 5.7.1 Service unavailable; Client host blocked\r\n",
+		    RG_SMTP_RCPT_FAILED },
+		{ "550 5.0.0 rejected\r\n",		RG_SMTP_RCPT_FAILED },
+		{ "554 transaction failed\r\n",		RG_SMTP_RCPT_FAILED },
+		{ "552 Requested action aborted\r\n",	RG_SMTP_RCPT_FAILED },
+		{ "450 4.1.1 try later\r\n",		RG_SMTP_RCPT_FAILED },
+		{ "450 4.2.0 Greylisted\r\n",		RG_SMTP_RCPT_FAILED },
+		{ "421 4.3.2 shutting down\r\n",	RG_SMTP_RCPT_FAILED },
+		{ "550 4.1.1 odd (class mismatch)\r\n",	RG_SMTP_RCPT_UNKNOWN },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct rg_smtp_reply	r;
+
+		assert_true(rg_smtp_reply_parse(cases[i].in,
+		    strlen(cases[i].in), &r) > 0);
+		if (rg_smtp_rcpt_class(&r) != cases[i].want)
+			fail_msg("[%s]: class %d, want %d", cases[i].in,
+			    rg_smtp_rcpt_class(&r), cases[i].want);
+	}
+}
+
+/* The EHLO keyword SMTPUTF8, on a line after the first only. */
+static void
+test_ehlo_smtputf8(void **state)
+{
+	static const struct {
+		const char	*in;
+		bool		 want;
+	} cases[] = {
+		{ "250-mx.example.test\r\n250-PIPELINING\r\n"
+		    "250-SMTPUTF8\r\n250 CHUNKING\r\n",	true },
+		{ "250-mx.example.test\r\n250 smtputf8\r\n",	true },
+		{ "250-mx.example.test\r\n250-8BITMIME\r\n"
+		    "250 DSN\r\n",				false },
+		{ "250 SMTPUTF8 is my name\r\n",		false },
+		{ "250-mx\r\n250 SMTPUTF8X\r\n",		false },
+		{ "250-mx\r\n250 XSMTPUTF8\r\n",		false },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct rg_smtp_reply	r;
+
+		assert_true(rg_smtp_reply_parse(cases[i].in,
+		    strlen(cases[i].in), &r) > 0);
+		if (((r.ext & RG_SMTP_EXT_SMTPUTF8) != 0) != cases[i].want)
+			fail_msg("case %zu: SMTPUTF8 %s", i,
+			    cases[i].want ? "missed" : "seen");
+	}
+	assert_true(rg_smtp_ascii("bob@example.test"));
+	assert_false(rg_smtp_ascii("j\xc3\xb6rg@example.test"));
+}
+
 int
 main(void)
 {
@@ -206,6 +297,8 @@ main(void)
 		cmocka_unit_test(test_reply_nul),
 		cmocka_unit_test(test_reply_long),
 		cmocka_unit_test(test_path_table),
+		cmocka_unit_test(test_rcpt_class),
+		cmocka_unit_test(test_ehlo_smtputf8),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

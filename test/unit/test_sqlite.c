@@ -74,7 +74,8 @@ make_table(const char *db, const char *const *addrs)
 		keys.v[keys.n++] = strdup(key);
 	}
 	keys.cap = keys.n;
-	assert_int_equal(rg_table_replace(db, &keys, err, sizeof(err)), 0);
+	assert_int_equal(rg_table_replace(db, &keys, RG_TABLE_FORCE, err,
+	    sizeof(err)), 0);
 	rg_table_keys_free(&keys);
 }
 
@@ -193,6 +194,68 @@ test_lookups(void **state)
 	/* A deadline already passed: tempfail, no lookup. */
 	q.deadline_ms = rg_now_ms() - 1;
 	assert_int_equal(rg_backend_lookup(b, &q, &err), RG_TEMPFAIL);
+	rg_backend_free(b);
+}
+
+static void
+sql_exec(const char *db, const char *sql)
+{
+	sqlite3	*h;
+
+	assert_int_equal(sqlite3_open(db, &h), SQLITE_OK);
+	if (sqlite3_exec(h, sql, NULL, NULL, NULL) != SQLITE_OK)
+		fail_msg("%s: %s", sql, sqlite3_errmsg(h));
+	sqlite3_close(h);
+}
+
+/* Issue 12, point 5: a default table without rows never says "no". */
+static void
+test_empty_table(void **state)
+{
+	static const char *const none[] = { NULL };
+	struct rg_backend	*b;
+	struct rg_error		 err;
+	char			 db[128], plain[128];
+
+	path_in(db, sizeof(db), "empty.db");
+	make_table(db, none);
+	b = open_sqlite(db, NULL);
+	rg_error_clear(&err);
+	assert_int_equal(lookup(b, "alice@example.com", 2000, &err),
+	    RG_TEMPFAIL);
+	assert_non_null(strstr(err.msg, "no row at all"));
+	assert_int_equal(lookup(b, "@example.com", 2000, &err), RG_TEMPFAIL);
+	/* Filled: answers again; emptied again: tempfails again. */
+	make_table(db, base_rows);
+	assert_int_equal(lookup(b, "alice@example.com", 2000, &err),
+	    RG_FOUND);
+	assert_int_equal(lookup(b, "carol@example.com", 2000, &err),
+	    RG_NOTFOUND);
+	make_table(db, none);
+	assert_int_equal(lookup(b, "carol@example.com", 2000, &err),
+	    RG_TEMPFAIL);
+	rg_backend_free(b);
+
+	/* A custom query is the operator's: an empty result is "no". */
+	b = open_sqlite(db, "SELECT 1 FROM recipients WHERE address = "
+	    ":address");
+	assert_int_equal(lookup(b, "carol@example.com", 2000, &err),
+	    RG_NOTFOUND);
+	rg_backend_free(b);
+
+	/* A table written in place by another program (with locks). */
+	path_in(plain, sizeof(plain), "inplace-empty.db");
+	sql_exec(plain, "CREATE TABLE recipients (address TEXT PRIMARY KEY "
+	    "COLLATE NOCASE)");
+	b = open_sqlite(plain, NULL);
+	assert_int_equal(lookup(b, "carol@example.com", 2000, &err),
+	    RG_TEMPFAIL);
+	sql_exec(plain, "INSERT INTO recipients VALUES ('alice@example.com')");
+	assert_int_equal(lookup(b, "carol@example.com", 2000, &err),
+	    RG_NOTFOUND);
+	sql_exec(plain, "DELETE FROM recipients");
+	assert_int_equal(lookup(b, "carol@example.com", 2000, &err),
+	    RG_TEMPFAIL);
 	rg_backend_free(b);
 }
 
@@ -821,6 +884,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_lookups),
+		cmocka_unit_test(test_empty_table),
 		cmocka_unit_test(test_custom_query),
 		cmocka_unit_test(test_config_errors),
 		cmocka_unit_test(test_missing_and_unusable),

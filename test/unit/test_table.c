@@ -271,7 +271,8 @@ test_operations(void **state)
 
 	/* replace creates, 0644 under the default umask. */
 	keys_of(&k, first);
-	assert_int_equal(rg_table_replace(db, &k, err, sizeof(err)), 0);
+	assert_int_equal(rg_table_replace(db, &k, RG_TABLE_FORCE, err,
+	    sizeof(err)), 0);
 	assert_int_equal(list(db, buf, sizeof(buf)), 0);
 	assert_string_equal(buf, "@example.net\nalice@example.com\n"
 	    "carol@example.com\n");
@@ -281,7 +282,8 @@ test_operations(void **state)
 	/* replace keeps the mode of the file it replaces. */
 	assert_int_equal(chmod(db, 0640), 0);
 	keys_of(&k, more);
-	assert_int_equal(rg_table_replace(db, &k, err, sizeof(err)), 0);
+	assert_int_equal(rg_table_replace(db, &k, RG_TABLE_FORCE, err,
+	    sizeof(err)), 0);
 	assert_int_equal(stat(db, &st), 0);
 	assert_int_equal(st.st_mode & 0777, 0640);
 	assert_int_equal(list(db, buf, sizeof(buf)), 0);
@@ -336,7 +338,8 @@ test_operations(void **state)
 
 	/* A directory that does not exist: cannot create. */
 	snprintf(db, sizeof(db), "%s/nosuch/r.db", dir);
-	assert_int_equal(rg_table_replace(db, &k, err, sizeof(err)),
+	assert_int_equal(rg_table_replace(db, &k, RG_TABLE_FORCE, err,
+	    sizeof(err)),
 	    EX_CANTCREAT);
 	assert_non_null(strstr(err, "nosuch"));
 	/* A file that is not a database. */
