@@ -68,8 +68,8 @@ is_atext(unsigned char c)
  * (U+0080-U+009F: valid UTF-8 but control characters all the same). A NUL
  * fails the continuation test, so this never reads past the string.
  */
-static size_t
-utf8_seq(const unsigned char *p)
+size_t
+rg_utf8_seq(const unsigned char *p)
 {
 	uint32_t cp;
 	size_t	 i, n;
@@ -164,7 +164,7 @@ parse_domain(const unsigned char **pp, struct sink *out)
 			sink_put(out, lower(*p++));
 			label++;
 		} else if (*p >= 0x80) {
-			if ((n = utf8_seq(p)) == 0)
+			if ((n = rg_utf8_seq(p)) == 0)
 				return RG_ADDR_SYNTAX;
 			while (n-- > 0)
 				sink_put(out, *p++);
@@ -235,7 +235,7 @@ parse_local(const unsigned char **pp, struct rg_addr *out, size_t *len)
 			if (is_atext(*p)) {
 				sink_put(&s, lower(*p++));
 			} else if (*p >= 0x80) {
-				if ((n = utf8_seq(p)) == 0)
+				if ((n = rg_utf8_seq(p)) == 0)
 					return RG_ADDR_SYNTAX;
 				while (n-- > 0)
 					sink_put(&s, *p++);
@@ -263,7 +263,7 @@ parse_local(const unsigned char **pp, struct rg_addr *out, size_t *len)
 			p += 2;
 		} else if (*p >= 32 && *p <= 126) {
 			sink_put(&c, lower(*p++));
-		} else if (*p >= 0x80 && (n = utf8_seq(p)) != 0) {
+		} else if (*p >= 0x80 && (n = rg_utf8_seq(p)) != 0) {
 			while (n-- > 0)
 				sink_put(&c, *p++);
 		} else
@@ -324,7 +324,7 @@ check_params(const unsigned char *p, bool bracketed)
 			while (*p != ' ' && *p != '\0') {
 				if (*p >= 33 && *p <= 126 && *p != '=')
 					p++;
-				else if ((n = utf8_seq(p)) != 0)
+				else if ((n = rg_utf8_seq(p)) != 0)
 					p += n;
 				else
 					return RG_ADDR_SYNTAX;
@@ -419,6 +419,84 @@ rg_addr_strip_subaddress(const struct rg_addr *a, const char *delims,
 		i += 1 + dlen;
 	}
 	out[i] = '\0';
+	return true;
+}
+
+/*
+ * The path of a raw RCPT argument as the client sent it: after leading
+ * spaces and the '<', up to the closing '>' (or, unbracketed, the first
+ * space), reading quoted strings whole so that a '>', '@' or space
+ * inside quotes does not end it. *at gets the last '@' outside quotes
+ * (NULL if none). Reads no further than the NUL.
+ */
+static size_t
+path_span(const char *raw, const char **start, const char **at)
+{
+	const char *p = raw;
+	bool	 bracketed, quoted = false;
+
+	*at = NULL;
+	while (*p == ' ')
+		p++;
+	bracketed = *p == '<';
+	if (bracketed)
+		p++;
+	*start = p;
+	for (; *p != '\0'; p++) {
+		if (quoted) {
+			if (*p == '\\' && p[1] != '\0')
+				p++;
+			else if (*p == '"')
+				quoted = false;
+		} else if (*p == '"')
+			quoted = true;
+		else if (bracketed ? *p == '>' : *p == ' ')
+			break;
+		else if (*p == '@')
+			*at = p;
+	}
+	return (size_t)(p - *start);
+}
+
+size_t
+rg_addr_as_sent(const char *raw, const char **start)
+{
+	const char *at;
+
+	if (raw == NULL) {
+		*start = "";
+		return 0;
+	}
+	return path_span(raw, start, &at);
+}
+
+bool
+rg_addr_domain_of(const char *raw, char *out)
+{
+	const char *start, *at;
+	const unsigned char *p;
+	char	 tmp[RG_DOMAIN_MAX + 2];	/* a trailing dot, the NUL */
+	struct sink s = { out, RG_DOMAIN_MAX, 0 };
+	size_t	 len, n;
+
+	out[0] = '\0';
+	if (raw == NULL)
+		return false;
+	len = path_span(raw, &start, &at);
+	if (at == NULL)
+		return false;
+	n = len - (size_t)(at + 1 - start);
+	if (n == 0 || n >= sizeof(tmp))
+		return false;
+	memcpy(tmp, at + 1, n);
+	tmp[n] = '\0';
+	p = (const unsigned char *)tmp;
+	if (parse_domain(&p, &s) != RG_ADDR_OK || *p != '\0' ||
+	    s.len > RG_DOMAIN_MAX) {
+		out[0] = '\0';
+		return false;
+	}
+	sink_end(&s);
 	return true;
 }
 

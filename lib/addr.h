@@ -49,6 +49,30 @@ enum rg_addr_status rg_addr_parse(const char *raw, struct rg_addr *out);
 bool	rg_addr_strip_subaddress(const struct rg_addr *, const char *delims,
 	    char *out, size_t outlen);
 
+/*
+ * The address of a raw RCPT argument as the client sent it, for replies:
+ * without leading spaces, the angle brackets or ESMTP parameters, bytes
+ * untouched (the reply builder sanitises them). *start points into raw;
+ * returns the length. Never fails ("" for NULL).
+ */
+size_t	rg_addr_as_sent(const char *raw, const char **start);
+
+/*
+ * The domain of a raw RCPT argument found leniently, so that an address
+ * rg_addr_parse refuses (a local part over 64 octets, "a..b@d", bad
+ * UTF-8 in the local part) still names its domain: the text after the
+ * last '@' outside quotes, normalised as rg_addr_parse does, into out
+ * (RG_DOMAIN_MAX + 1 bytes). false, with out "", when there is no '@' or
+ * what follows is not a valid domain of at most RG_DOMAIN_MAX octets.
+ */
+bool	rg_addr_domain_of(const char *raw, char *out);
+
+/*
+ * Length of the valid UTF-8 sequence at p (2-4 bytes), or 0 for anything
+ * else (ASCII, overlong forms, surrogates, C1 controls, a NUL inside).
+ */
+size_t	rg_utf8_seq(const unsigned char *p);
+
 /* Human text for a status ("syntax error", ...). Static string. */
 const char *rg_addr_status_str(enum rg_addr_status);
 

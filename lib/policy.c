@@ -39,6 +39,9 @@ struct rg_engine {
 
 /* ---- runtime ---- */
 
+/* Serials of runtimes, never reused in the process (see rg_decide). */
+static _Atomic uint64_t runtime_serials;
+
 struct rg_runtime *
 rg_runtime_new(struct rg_conf *conf, struct rg_error *err)
 {
@@ -61,6 +64,7 @@ rg_runtime_new(struct rg_conf *conf, struct rg_error *err)
 	}
 	rt->conf = rg_conf_ref(conf);
 	rt->nbackends = conf->nbackends;
+	rt->serial = atomic_fetch_add(&runtime_serials, 1) + 1;
 	rt->refs = 1;
 	rg_error_clear(err);
 	for (i = 0; i < conf->nbackends; i++) {
@@ -299,13 +303,23 @@ set_by(struct rg_verdict *v, const char *by, const char *reason)
 	snprintf(v->reason, sizeof(v->reason), "%s", reason);
 }
 
+/*
+ * The reply echoes the address as the client sent it, as Postfix's own
+ * rejects do; rg_reply_build sanitises it. v->address is the log form
+ * (\xNN escapes), which would show the client bytes it never sent.
+ */
 static void
-verdict_unknown(struct rg_verdict *v)
+verdict_unknown(struct rg_verdict *v, const char *raw)
 {
-	char	text[RG_PATH_MAX + 64];
+	char		 text[RG_REPLY_LINE_MAX + 64];
+	const char	*sent;
+	size_t		 len;
 
+	len = rg_addr_as_sent(raw, &sent);
+	if (len > RG_REPLY_LINE_MAX)
+		len = RG_REPLY_LINE_MAX;	/* the builder cuts it anyway */
 	snprintf(text, sizeof(text),
-	    "<%s>: Recipient address rejected: User unknown", v->address);
+	    "<%.*s>: Recipient address rejected: User unknown", (int)len, sent);
 	set_reply(v, RG_ACT_REJECT, "550", "5.1.1", text);
 }
 
@@ -357,11 +371,23 @@ trace_append(struct rg_verdict *v, const char *fmt, ...)
 }
 
 /*
- * Ask the policy's backends, in order; in each, the address, the address
- * without subaddress, then the catch-all. A recipient exists if any
- * backend finds it; it is unknown only if every backend answered that it
- * is not there; otherwise (a backend failed and none found it) tempfail.
+ * A lookup that failed or was never made: who and why into the verdict,
+ * for its one log line (rg_backend_lookup warns once a minute per
+ * backend besides). The error may quote a server's reply: escaped.
  */
+static void
+set_failure(struct rg_verdict *v, const char *by, const char *reason,
+    const char *key, const char *verb, const char *why)
+{
+	char	k[256], w[256];
+
+	set_by(v, by, reason);
+	rg_log_escape(k, sizeof(k), key);
+	rg_log_escape(w, sizeof(w), why);
+	snprintf(v->detail, sizeof(v->detail), "lookup of <%s> %s: %s", k,
+	    verb, w);
+}
+
 /* One key to ask a backend for, and what finding it means. */
 struct candidate {
 	const char	*key;
@@ -369,6 +395,12 @@ struct candidate {
 	const char	*why;
 };
 
+/*
+ * Ask the policy's backends, in order; in each, the address, the address
+ * without subaddress, then the catch-all. A recipient exists if any
+ * backend finds it; it is unknown only if every backend answered that it
+ * is not there; otherwise (a backend failed and none found it) tempfail.
+ */
 static enum rg_result
 lookup_backends(struct rg_runtime *rt, const struct rg_policy *p,
     const struct rg_addr *a, uint64_t deadline, struct rg_verdict *v,
@@ -376,7 +408,7 @@ lookup_backends(struct rg_runtime *rt, const struct rg_policy *p,
 {
 	char			 nosub[RG_PATH_MAX + 1], catchall[RG_DOMAIN_MAX + 2];
 	char			 nosub_local[RG_PATH_MAX + 1];
-	char			 tr[256], why[256];
+	char			 tr[256];
 	struct candidate	 cand[3];
 	struct rg_error		 err;
 	size_t			 n = 0, i, k;
@@ -406,7 +438,8 @@ lookup_backends(struct rg_runtime *rt, const struct rg_policy *p,
 			/* Out of time: no backend is worth asking now. */
 			if (rg_now_ms() >= deadline) {
 				failed = true;
-				set_by(v, b->name, "deadline");
+				set_failure(v, b->name, "deadline", cand[k].key,
+				    "not made", "deadline passed");
 				goto out;
 			}
 			tr[0] = '\0';
@@ -429,13 +462,8 @@ lookup_backends(struct rg_runtime *rt, const struct rg_policy *p,
 			if (r == RG_NOTFOUND)
 				continue;
 			failed = true;
-			set_by(v, b->name, "backend failure");
-			/* The error may quote a server's reply: escape it too. */
-			rg_log_escape(tr, sizeof(tr), cand[k].key);
-			rg_log_escape(why, sizeof(why),
-			    err.msg[0] ? err.msg : rg_result_str(r));
-			rg_warnx("backend %s: lookup of <%s> failed: %s", b->name,
-			    tr, why);
+			set_failure(v, b->name, "backend failure", cand[k].key,
+			    "failed", err.msg[0] ? err.msg : rg_result_str(r));
 			break;
 		}
 	}
@@ -450,7 +478,7 @@ out:
 static uint64_t
 policy_generation(struct rg_runtime *rt, const struct rg_policy *p)
 {
-	uint64_t	g = 0;
+	uint64_t	g = rt->serial;	/* see cached_or_looked_up */
 	size_t		i;
 
 	for (i = 0; i < p->backends.n; i++)
@@ -499,101 +527,78 @@ failure_verdict(struct rg_engine *e, const struct rg_policy *p,
 	    "Directory lookup failed, try again later");
 }
 
-void
-rg_decide(struct rg_engine *e, struct rg_runtime *rt, struct rg_client *cl,
-    const char *raw, bool want_trace, struct rg_verdict *v)
+/*
+ * The cache, else the backends (storing what they said). The cache
+ * generation includes the runtime's serial: a connection that began
+ * before a reload still decides on the old runtime, and a negative it
+ * stores, even under the cache epoch of the reload, never matches the
+ * generation of a newer runtime. Nothing global is locked for that.
+ */
+static enum rg_result
+cached_or_looked_up(struct rg_engine *e, struct rg_runtime *rt,
+    const struct rg_policy *p, const struct rg_addr *a, uint64_t now,
+    uint64_t deadline, bool want_trace, struct rg_verdict *v,
+    struct rg_cache_answer *ans)
 {
-	const struct rg_conf	*c = rt->conf;
-	const struct rg_policy	*p;
-	struct rg_addr		 a;
-	struct rg_cache_answer	 ans;
-	enum rg_addr_status	 st;
-	enum rg_result		 r;
-	const char		*why;
-	uint64_t		 now, deadline, gen;
-	bool			 harvest_on;
+	enum rg_result	r;
+	uint64_t	gen;
 
-	memset(v, 0, sizeof(*v));
+	gen = policy_generation(rt, p);
+	switch (rg_cache_begin(e->cache, a->address, gen, now, deadline, ans)) {
+	case RG_CACHE_HIT:
+		r = ans->result;
+		if (r == RG_NOTFOUND && ans->shared && ans->generation != gen) {
+			/* another runtime's (or data's) lookup: not ours */
+			return lookup_backends(rt, p, a, deadline, v,
+			    want_trace);
+		}
+		set_by(v, "cache", r == RG_FOUND ? "found" : "unknown");
+		if (r == RG_FOUND || r == RG_NOTFOUND)
+			trace_append(v, "cache: %s -> %s (from %s)", a->address,
+			    rg_result_str(r), ans->backend);
+		return r;
+	case RG_CACHE_TIMEOUT:
+		set_by(v, "cache", "deadline");
+		snprintf(v->detail, sizeof(v->detail), "waited for another "
+		    "lookup of the same address until the deadline");
+		return RG_TEMPFAIL;
+	case RG_CACHE_MISS:
+	default:
+		r = lookup_backends(rt, p, a, deadline, v, want_trace);
+		rg_cache_finish(e->cache, a->address, r, v->decided_by, gen,
+		    rg_now_ms());
+		return r;
+	}
+}
+
+/* A checked recipient from a client that is not exempt. */
+static void
+decide_checked(struct rg_engine *e, struct rg_runtime *rt,
+    struct rg_client *cl, const struct rg_policy *p, const struct rg_addr *a,
+    const char *raw, bool harvest_on, bool want_trace, struct rg_verdict *v)
+{
+	struct rg_cache_answer	ans;
+	enum rg_result		r;
+	uint64_t		now = rg_now_ms();
+
 	memset(&ans, 0, sizeof(ans));
-	v->action = RG_ACT_CONTINUE;
-	st = rg_addr_parse(raw, &a);
-	rg_log_escape(v->address, sizeof(v->address),
-	    st == RG_ADDR_OK ? a.address : raw);
-
-	/* Clients exempt under [policy] are never counted nor blocked. */
-	harvest_on = e->harvest != NULL && cl->have_addr &&
-	    exemption(cl, &c->policy) == NULL;
-	now = rg_now_ms();
-	if (harvest_on && rg_harvest_check(e->harvest,
-	    (const struct sockaddr *)&cl->addr, &cl->harvest, now) ==
-	    RG_HARVEST_BLOCKED && !(c->harvest_block_allows_postmaster &&
-	    st == RG_ADDR_OK && strcmp(a.local, "postmaster") == 0)) {
-		verdict_block(c, v);
-		atomic_fetch_add(&e->blocked, 1);
-		return;
-	}
-
-	if (st != RG_ADDR_OK) {
-		set_reply(v, RG_ACT_REJECT, "550", "5.1.3",
-		    "Bad recipient address syntax");
-		set_by(v, "syntax", rg_addr_status_str(st));
-		atomic_fetch_add(&e->syntax, 1);
-		return;
-	}
-	p = a.domain[0] != '\0' ? rg_conf_policy_for(c, a.domain) : NULL;
-	if (p == NULL) {
-		set_by(v, "domain", a.domain[0] ? "not checked" : "unqualified");
-		atomic_fetch_add(&e->unchecked, 1);
-		return;
-	}
-	if ((why = exemption(cl, p)) != NULL) {
-		set_by(v, why, "client not checked");
-		atomic_fetch_add(&e->unchecked, 1);
-		return;
-	}
-	if (always_accepted(p, &a)) {
-		set_by(v, "always_accept", "found");
-		atomic_fetch_add(&e->accepted, 1);
-		return;
-	}
-
 	v->checked = true;
-	deadline = now + p->deadline_ms;
 	/* Known and seen recently: no generation check (stat) needed. */
-	if (rg_cache_peek_found(e->cache, a.address, now, &ans)) {
+	if (rg_cache_peek_found(e->cache, a->address, now, &ans)) {
 		set_by(v, "cache", "found");
-		trace_append(v, "cache: %s -> found (from %s)", a.address,
+		trace_append(v, "cache: %s -> found (from %s)", a->address,
 		    ans.backend);
 		atomic_fetch_add(&e->accepted, 1);
 		return;
 	}
-	gen = policy_generation(rt, p);
-	switch (rg_cache_begin(e->cache, a.address, gen, now, deadline, &ans)) {
-	case RG_CACHE_HIT:
-		r = ans.result;
-		set_by(v, "cache", ans.result == RG_FOUND ? "found" : "unknown");
-		if (r == RG_FOUND || r == RG_NOTFOUND)
-			trace_append(v, "cache: %s -> %s (from %s)", a.address,
-			    rg_result_str(r), ans.backend);
-		break;
-	case RG_CACHE_TIMEOUT:
-		r = RG_TEMPFAIL;
-		set_by(v, "cache", "deadline");
-		break;
-	case RG_CACHE_MISS:
-	default:
-		r = lookup_backends(rt, p, &a, deadline, v, want_trace);
-		rg_cache_finish(e->cache, a.address, r, v->decided_by, gen,
-		    rg_now_ms());
-		break;
-	}
-
+	r = cached_or_looked_up(e, rt, p, a, now, now + p->deadline_ms,
+	    want_trace, v, &ans);
 	switch (r) {
 	case RG_FOUND:
 		atomic_fetch_add(&e->accepted, 1);
 		return;
 	case RG_NOTFOUND:
-		verdict_unknown(v);
+		verdict_unknown(v, raw);
 		snprintf(v->reason, sizeof(v->reason), "unknown");
 		atomic_fetch_add(&e->rejected, 1);
 		if (harvest_on)
@@ -609,6 +614,77 @@ rg_decide(struct rg_engine *e, struct rg_runtime *rt, struct rg_client *cl,
 			atomic_fetch_add(&e->accepted, 1);
 		return;
 	}
+}
+
+/* Is the client blocked for harvesting (postmaster may be let through)? */
+static bool
+harvest_blocked(struct rg_engine *e, const struct rg_conf *c,
+    struct rg_client *cl, enum rg_addr_status st, const struct rg_addr *a)
+{
+	if (rg_harvest_check(e->harvest, (const struct sockaddr *)&cl->addr,
+	    &cl->harvest, rg_now_ms()) != RG_HARVEST_BLOCKED)
+		return false;
+	return !(c->harvest_block_allows_postmaster && st == RG_ADDR_OK &&
+	    strcmp(a->local, "postmaster") == 0);
+}
+
+void
+rg_decide(struct rg_engine *e, struct rg_runtime *rt, struct rg_client *cl,
+    const char *raw, bool want_trace, struct rg_verdict *v)
+{
+	const struct rg_conf	*c = rt->conf;
+	const struct rg_policy	*p;
+	struct rg_addr		 a;
+	enum rg_addr_status	 st;
+	const char		*why, *domain;
+	char			 lenient[RG_DOMAIN_MAX + 1];
+	bool			 harvest_on;
+
+	memset(v, 0, sizeof(*v));
+	v->action = RG_ACT_CONTINUE;
+	st = rg_addr_parse(raw, &a);
+	rg_log_escape(v->address, sizeof(v->address),
+	    st == RG_ADDR_OK ? a.address : raw != NULL ? raw : "");
+	/* A malformed address still names its domain, if it has one. */
+	domain = a.domain;
+	if (st != RG_ADDR_OK) {
+		(void)rg_addr_domain_of(raw, lenient);
+		domain = lenient;
+	}
+
+	/* Clients exempt under [policy] are never counted nor blocked. */
+	harvest_on = e->harvest != NULL && cl->have_addr &&
+	    exemption(cl, &c->policy) == NULL;
+	if (harvest_on && harvest_blocked(e, c, cl, st, &a)) {
+		verdict_block(c, v);
+		atomic_fetch_add(&e->blocked, 1);
+		return;
+	}
+	p = domain[0] != '\0' ? rg_conf_policy_for(c, domain) : NULL;
+	if (p == NULL) {
+		set_by(v, "domain", domain[0] ? "not checked" : "unqualified");
+		atomic_fetch_add(&e->unchecked, 1);
+		return;
+	}
+	if ((why = exemption(cl, p)) != NULL) {
+		set_by(v, why, "client not checked");
+		atomic_fetch_add(&e->unchecked, 1);
+		return;
+	}
+	/* Syntax matters only where rcptgate decides, for whom it checks. */
+	if (st != RG_ADDR_OK) {
+		set_reply(v, RG_ACT_REJECT, "550", "5.1.3",
+		    "Bad recipient address syntax");
+		set_by(v, "syntax", rg_addr_status_str(st));
+		atomic_fetch_add(&e->syntax, 1);
+		return;
+	}
+	if (always_accepted(p, &a)) {
+		set_by(v, "always_accept", "found");
+		atomic_fetch_add(&e->accepted, 1);
+		return;
+	}
+	decide_checked(e, rt, cl, p, &a, raw, harvest_on, want_trace, v);
 }
 
 void
@@ -689,8 +765,10 @@ rg_verdict_log(const struct rg_client *cl, const struct rg_verdict *v)
 	client_str(cl, client, sizeof(client));
 	rg_log_escape(qid, sizeof(qid),
 	    cl->queue_id && cl->queue_id[0] ? cl->queue_id : "NOQUEUE");
-	rg_info("%s: %s rcpt=<%s> client=[%s] backend=%s reason=%s", qid, what,
-	    v->address, client, v->decided_by, v->reason);
+	/* one line per decision: a failure's cause rides along */
+	rg_info("%s: %s rcpt=<%s> client=[%s] backend=%s reason=%s%s%s", qid,
+	    what, v->address, client, v->decided_by, v->reason,
+	    v->detail[0] ? " detail=" : "", v->detail);
 }
 
 void

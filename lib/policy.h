@@ -28,6 +28,8 @@ struct rg_runtime {
 	struct rg_conf		 *conf;
 	size_t			  nbackends;	/* == conf->nbackends */
 	struct rg_backend	**backends;	/* same order as conf->backends */
+	uint64_t		  serial;	/* unique per runtime, part of the
+						 * cache generation (see rg_decide) */
 	int			  refs;		/* atomic */
 };
 
@@ -61,6 +63,8 @@ struct rg_verdict {
 	bool		checked;	/* a backend or the cache decided */
 	uint64_t	delay_ms;	/* tarpit: wait this long before replying */
 	char		trace[512];	/* -t -v: what the backends said */
+	char		detail[576];	/* log-escaped: why a lookup failed,
+					 * for the verdict's log line */
 };
 
 /* ---- runtime ---- */
@@ -108,6 +112,12 @@ void	rg_engine_swap(struct rg_engine *, struct rg_runtime *rt);
 
 /*
  * Decide one recipient. raw is the RCPT TO argument as the MTA gave it.
+ * Order: harvest block; the domain (found leniently even in a malformed
+ * address; unchecked domains pass untouched); exempt clients pass
+ * untouched; syntax and length (550 5.1.3); always_accept; the cache and
+ * the backends. rt may be a runtime that a reload has replaced (a
+ * connection keeps the one it started with): its negative answers never
+ * reach the connections that run on a newer one.
  * Blocks for backend lookups, up to the policy deadline; never sleeps
  * for a tarpit (v->delay_ms says how long the caller should).
  */

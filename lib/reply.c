@@ -7,6 +7,7 @@
  * not sanitised. No shared state: reentrant and lock-free.
  */
 #include "reply.h"
+#include "addr.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -66,7 +67,7 @@ rg_reply_build(struct rg_reply *r, const char *rcode, const char *xcode,
     const char *text)
 {
 	const unsigned char *p;
-	size_t	 budget, len = 0, mark = 0, unit;
+	size_t	 budget, len = 0, mark = 0, unit, utf8, step;
 
 	if (r == NULL)
 		return -1;
@@ -80,10 +81,16 @@ rg_reply_build(struct rg_reply *r, const char *rcode, const char *xcode,
 	/* "rcode xcode text" within the line limit; always < sizeof text */
 	budget = RG_REPLY_LINE_MAX - strlen(r->rcode) - strlen(r->xcode) - 2;
 	for (p = (const unsigned char *)(text != NULL ? text : ""); *p != '\0';
-	    p++) {
+	    p += step) {
+		step = 1;
 		if (*p < 0x20 || *p == 0x7f)
 			continue;	/* CR, LF, TAB, DEL, ...: dropped */
-		unit = *p == '%' ? 2 : 1;
+		/*
+		 * Valid UTF-8 stays as it is: an address is echoed as the
+		 * client sent it (SMTPUTF8). Any other byte >= 0x80 is '?'.
+		 */
+		utf8 = *p >= 0x80 ? rg_utf8_seq(p) : 0;
+		unit = *p == '%' ? 2 : utf8 ? utf8 : 1;
 		if (len + unit > budget) {
 			/* cut at the last whole unit that leaves room */
 			memcpy(r->text + mark, "...", 3);
@@ -94,6 +101,10 @@ rg_reply_build(struct rg_reply *r, const char *rcode, const char *xcode,
 			/* a lone '%' makes Sendmail answer 550 5.7.1 */
 			r->text[len++] = '%';
 			r->text[len++] = '%';
+		} else if (utf8) {
+			memcpy(r->text + len, p, utf8);
+			len += utf8;
+			step = utf8;
 		} else
 			r->text[len++] = *p >= 0x80 ? '?' : (char)*p;
 		if (len + 3 <= budget)

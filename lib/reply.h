@@ -4,9 +4,11 @@
  *
  * Guarantees for every reply handed to libmilter: `%` doubled (Sendmail
  * turns a lone `%` into "550 5.7.1 Command rejected"), CR, LF and other
- * control characters removed, the whole line within libmilter's 980-byte
- * limit, and the enhanced code's class equal to the reply's first digit
- * (Postfix treats a mismatch as a milter failure). Pure, thread-safe.
+ * control characters removed, valid UTF-8 kept (an address is echoed as
+ * the client sent it) and any other byte >= 0x80 shown as '?', the whole
+ * line within libmilter's 980-byte limit, and the enhanced code's class
+ * equal to the reply's first digit (Postfix treats a mismatch as a milter
+ * failure). Pure, thread-safe.
  */
 #ifndef RG_REPLY_H
 #define RG_REPLY_H

@@ -7,8 +7,10 @@
  * that is configured right but cannot run now (open() returns -2) gets a
  * surrogate: the backend stays in the configuration, every lookup
  * tempfails (never a reject) and says why in a rate-limited log line, as
- * Postfix's surrogate dict does. This file holds no lock: the surrogate's
- * rate limit is one atomic word; the drivers handle their own concurrency.
+ * Postfix's surrogate dict does. A driver's failed lookups are warned
+ * about here too, at most once a minute per backend. This file holds no
+ * lock: each rate limit is an atomic word and a counter; the drivers
+ * handle their own concurrency.
  * It must not cache and must not know any driver's internals.
  */
 #include <errno.h>
@@ -33,11 +35,14 @@ const struct rg_backend_ops *const rg_backend_drivers[] = {
 	NULL
 };
 
+/* One extra driver for unit tests (rg_backend_set_test_driver). */
+static const struct rg_backend_ops *test_driver;
+
 /* Types the project knows of, built in or not. */
 static const char *const known_types[] = { "sqlite", "ldap", "callahead",
 	NULL };
 
-/* Surrogate log lines: at most one per backend per this many ms. */
+/* Surrogate and failure warnings: one per backend per this many ms. */
 #define SURROGATE_LOG_MS	60000
 
 /* The surrogate's state, in b->priv (the failed driver left it unused). */
@@ -70,7 +75,15 @@ driver_find(const char *type)
 	for (i = 0; rg_backend_drivers[i] != NULL; i++)
 		if (strcmp(rg_backend_drivers[i]->type, type) == 0)
 			return rg_backend_drivers[i];
+	if (test_driver != NULL && strcmp(test_driver->type, type) == 0)
+		return test_driver;
 	return NULL;
+}
+
+void
+rg_backend_set_test_driver(const struct rg_backend_ops *ops)
+{
+	test_driver = ops;
 }
 
 /* "sqlite, ldap": the built-in types, for error messages. */
@@ -216,6 +229,36 @@ surrogate_lookup(struct rg_backend *b, const struct rg_query *q,
 }
 
 /*
+ * Warn about a failed lookup, at most once a minute per backend: during
+ * an outage every recipient fails, and one line per failure would bury
+ * the verdicts (each of which names its own reason).
+ */
+static void
+fail_warn(struct rg_backend *b, const struct rg_query *q, enum rg_result r,
+    const struct rg_error *err)
+{
+	char		 key[128], why[256];
+	uint64_t	 now, next, skipped;
+
+	now = rg_now_ms();
+	next = atomic_load(&b->fail_next_log_ms);
+	if (now < next ||
+	    !atomic_compare_exchange_strong(&b->fail_next_log_ms, &next,
+	    now + SURROGATE_LOG_MS)) {
+		atomic_fetch_add(&b->fail_suppressed, 1);
+		return;
+	}
+	skipped = atomic_exchange(&b->fail_suppressed, 0);
+	/* the error may quote a server's reply: escape it like the key */
+	rg_log_escape(key, sizeof(key), q->key != NULL ? q->key : "");
+	rg_log_escape(why, sizeof(why), err != NULL && err->msg[0] != '\0' ?
+	    err->msg : rg_result_str(r));
+	rg_warnx("backend %s: lookup of <%s> failed: %s (%llu more failures "
+	    "not logged since the last message)", b->name, key, why,
+	    (unsigned long long)skipped);
+}
+
+/*
  * One lookup through b's driver, or the surrogate. Returns the driver's
  * result; RG_TEMPFAIL when the deadline has already passed. Blocks at
  * most until q->deadline_ms (the driver's promise).
@@ -224,6 +267,8 @@ enum rg_result
 rg_backend_lookup(struct rg_backend *b, const struct rg_query *q,
     struct rg_error *err)
 {
+	enum rg_result	r;
+
 	if (b->surrogate_reason != NULL)
 		return surrogate_lookup(b, q, err);
 	if (q->deadline_ms != 0 && rg_now_ms() >= q->deadline_ms) {
@@ -231,7 +276,10 @@ rg_backend_lookup(struct rg_backend *b, const struct rg_query *q,
 		    b->name);
 		return RG_TEMPFAIL;
 	}
-	return b->ops->lookup(b, q, err);
+	r = b->ops->lookup(b, q, err);
+	if (r == RG_TEMPFAIL || r == RG_CONFIG)
+		fail_warn(b, q, r, err);
+	return r;
 }
 
 /* The driver's data generation; 0 if it has none or is a surrogate. */

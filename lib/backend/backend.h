@@ -11,6 +11,7 @@
 #ifndef RG_BACKEND_H
 #define RG_BACKEND_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -95,6 +96,9 @@ struct rg_backend {
 	char		 name[RG_NAME_MAX];	/* section name */
 	void		*priv;			/* the driver's */
 	char		*surrogate_reason;	/* set: every lookup tempfails */
+	/* failure warnings: at most one a minute (rg_backend_lookup) */
+	_Atomic uint64_t fail_next_log_ms;	/* rg_now_ms() of the next one */
+	_Atomic uint64_t fail_suppressed;	/* failures not logged since */
 };
 
 /*
@@ -107,7 +111,12 @@ struct rg_backend *rg_backend_open(const struct rg_section *sec,
 	    struct rg_error *err);
 void	rg_backend_free(struct rg_backend *);	/* NULL allowed */
 
-/* Dispatch helpers; surrogate and optional ops handled here. */
+/*
+ * Dispatch helpers; surrogate and optional ops handled here. A failed
+ * lookup (tempfail, config) is logged by rg_backend_lookup at most once
+ * a minute per backend, with the count of those held back; the verdict's
+ * own log line carries each decision's reason.
+ */
 enum rg_result rg_backend_lookup(struct rg_backend *, const struct rg_query *,
 	    struct rg_error *);
 uint64_t rg_backend_generation(struct rg_backend *);
@@ -116,6 +125,13 @@ int	rg_backend_check(struct rg_backend *, struct rg_error *err,
 	    struct rg_error *warn);		/* -n: 0 if usable */
 void	rg_backend_stats(struct rg_backend *, char *buf, size_t len);
 const char *rg_backend_type(const struct rg_backend *);
+
+/*
+ * Tests only: make one more driver known to rg_backend_open (a scripted
+ * backend for test/unit/test_policy.c). Call before any open; not
+ * thread-safe. NULL removes it.
+ */
+void	rg_backend_set_test_driver(const struct rg_backend_ops *);
 
 /* The drivers built in, NULL-terminated. */
 extern const struct rg_backend_ops *const rg_backend_drivers[];

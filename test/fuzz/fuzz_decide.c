@@ -7,11 +7,11 @@
  * Invariants checked with abort(): the action is one of the four; a
  * reply is given exactly when the action is not CONTINUE, its code is
  * 4xx/5xx with an enhanced code of the same class, and its line has no
- * CR, LF, control or non-ASCII byte, no lone '%' and fits in 980 bytes;
- * the verdict agrees with an oracle written from the README's rules
- * (syntax 5.1.3, unchecked domains, always_accept, subaddress, catch-all,
- * 5.1.1 only for an address the table does not hold, never a tempfail
- * with a healthy table); deciding the same input again (now from the
+ * CR, LF, control byte or invalid UTF-8, no lone '%' and fits in 980
+ * bytes; the verdict agrees with an oracle written from the README's
+ * rules (syntax 5.1.3 in checked domains, unchecked domains,
+ * always_accept, subaddress, catch-all, 5.1.1 only for an address the
+ * table does not hold, never a tempfail with a healthy table); deciding the same input again (now from the
  * cache) gives the same verdict. Not covered: harvest limits, reloads
  * and backend failures (unit and integration tests). Single-threaded by
  * libFuzzer; the engine lives for the whole process.
@@ -138,8 +138,16 @@ check_reply(const struct rg_verdict *v)
 	if ((n = strlen(line)) > RG_REPLY_LINE_MAX)
 		abort();
 	for (s = r->text; *s != '\0'; s++) {
-		if ((unsigned char)*s < 0x20 || (unsigned char)*s >= 0x7f)
+		if ((unsigned char)*s < 0x20 || (unsigned char)*s == 0x7f)
 			abort();
+		/* bytes >= 0x80 only as whole, valid UTF-8 (the address as
+		 * the client sent it) */
+		if ((unsigned char)*s >= 0x80) {
+			if ((n = rg_utf8_seq((const unsigned char *)s)) == 0)
+				abort();
+			s += n - 1;
+			continue;
+		}
 		if (*s == '%' && *++s != '%')	/* every '%' doubled */
 			abort();
 	}
@@ -156,23 +164,30 @@ in_table(const char *address)
 	return 0;
 }
 
+static int
+checked_domain(const char *d)
+{
+	size_t	dl = strlen(d);
+
+	return strcmp(d, "example.com") == 0 || strcmp(d, "example.net") == 0 ||
+	    (dl > 12 && strcmp(d + dl - 12, ".example.org") == 0);
+}
+
 /* What the README says the answer is: 'c'ontinue, 'u'nknown (5.1.1),
- * 's'yntax (5.1.3). */
+ * 's'yntax (5.1.3, only in a checked domain: the client here is never
+ * exempt). */
 static char
 oracle(const char *raw)
 {
 	struct rg_addr	a;
-	char		stripped[RG_PATH_MAX + 1];
-	size_t		dl;
+	char		stripped[RG_PATH_MAX + 1], dom[RG_DOMAIN_MAX + 1];
 
 	if (rg_addr_parse(raw, &a) != RG_ADDR_OK)
-		return 's';
+		return rg_addr_domain_of(raw, dom) && checked_domain(dom) ?
+		    's' : 'c';
 	if (a.domain[0] == '\0')
 		return 'c';	/* unqualified: the MTA's business */
-	dl = strlen(a.domain);
-	if (strcmp(a.domain, "example.com") != 0 &&
-	    strcmp(a.domain, "example.net") != 0 &&
-	    !(dl > 12 && strcmp(a.domain + dl - 12, ".example.org") == 0))
+	if (!checked_domain(a.domain))
 		return 'c';	/* not a checked domain */
 	if (strcmp(a.local, "postmaster") == 0 ||
 	    strcmp(a.local, "abuse") == 0)

@@ -4,7 +4,8 @@
 address; print each RCPT reply as "CODE TEXT" on one line. Options:
 -s SOURCE (bind address), -f FROM, -d (also send DATA if any RCPT was
 accepted and print the DATA reply as "DATA CODE TEXT"), -u (declare
-SMTPUTF8 on MAIL FROM; addresses are sent as UTF-8 either way). An address "+"
+SMTPUTF8 on MAIL FROM; addresses are sent as UTF-8 either way), -a
+USER:PASSWORD (SMTP AUTH after EHLO). An address "+"
 ends one transaction and starts the next in the same session (MAIL FROM
 again)."""
 import argparse
@@ -16,6 +17,7 @@ ap.add_argument("-s", dest="source", default=None)
 ap.add_argument("-f", dest="sender", default="sender@example.net")
 ap.add_argument("-d", dest="data", action="store_true")
 ap.add_argument("-u", dest="utf8", action="store_true")
+ap.add_argument("-a", dest="auth", default=None)
 ap.add_argument("port", type=int)
 ap.add_argument("addrs", nargs="+")
 a = ap.parse_args()
@@ -26,6 +28,9 @@ try:
         timeout=60, source_address=(a.source, 0) if a.source else None)
     s.command_encoding = "utf-8"
     s.ehlo("client.example.test")
+    if a.auth:
+        user, password = a.auth.split(":", 1)
+        s.login(user, password)
     groups = [[]]
     for rcpt in a.addrs:
         if rcpt == "+":

@@ -19,7 +19,8 @@ rg_expect_match "-t unknown: line" "$(echo "$out" | sed -n 2p)" \
 	$'^nobody@example.com\treject\tlocal\tunknown'
 rg_expect_match "-t catch-all" "$("$RCPTGATE" -c "$conf" -t x@example.net)" $'\taccept\tlocal\tcatch-all'
 rg_expect_match "-t unchecked domain" "$("$RCPTGATE" -c "$conf" -t x@example.org)" $'\taccept\tdomain\t'
-rg_expect_match "-t syntax error" "$("$RCPTGATE" -c "$conf" -t 'a@@b')" $'\treject\tsyntax\t.*550 5.1.3'
+rg_expect_match "-t syntax error" "$("$RCPTGATE" -c "$conf" -t 'a@@example.com')" $'\treject\tsyntax\t.*550 5.1.3'
+rg_expect_match "-t syntax error, unchecked domain" "$("$RCPTGATE" -c "$conf" -t 'a@@b')" $'\taccept\tdomain\tnot checked'
 out=$("$RCPTGATE" -c "$conf" -t $'x\001y@example.com'); rc=$?
 rg_expect_match "-t escapes control characters" "$out" '^x\\x01y@example.com'
 rg_expect_match "-t -v shows the backend trace" "$("$RCPTGATE" -c "$conf" -v -t nobody+a@example.com)" \
@@ -29,7 +30,7 @@ rg_write_conf "$T/missing.conf" "unix:$T/x.sock" "$T/no-such.db"
 "$RCPTGATE" -c "$T/missing.conf" -t alice@example.com >"$T/out" 2>/dev/null; rc=$?
 rg_expect_eq "-t backend down: exit 75" "$rc" 75
 rg_expect_match "-t backend down: tempfail line" "$(cat "$T/out")" $'\ttempfail\tlocal\t'
-"$RCPTGATE" -c "$T/missing.conf" -t alice@example.com nobody@example.org 'a@@b' >/dev/null 2>&1; rc=$?
+"$RCPTGATE" -c "$T/missing.conf" -t alice@example.com nobody@example.org 'a@@example.com' >/dev/null 2>&1; rc=$?
 rg_expect_eq "-t any reject wins over tempfail: exit 1" "$rc" 1
 
 out=$("$RCPTGATE" -c "$conf" -n 2>&1); rc=$?

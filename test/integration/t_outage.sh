@@ -23,7 +23,9 @@ rg_expect_match "outage: alice accepted from a stale positive" "$(rg_rcpt $p ali
 rg_check "stale accept logged" grep -q 'accept rcpt=<alice@example.com> client=\[127.0.0.1\] backend=local reason=stale' "$T/rcptgate.log"
 rg_expect_eq "outage: bob never seen, tempfail" "$(rg_rcpt $p bob@example.com)" \
 	'451 4.4.3 Directory lookup failed, try again later'
-rg_check "failure logged with its cause" grep -q 'backend local: lookup of <bob@example.com> failed' "$T/rcptgate.log"
+rg_check "failure logged with its cause, in the verdict's line" grep -q \
+	'tempfail rcpt=<bob@example.com> .* reason=backend failure detail=lookup of <bob@example.com> failed' \
+	"$T/rcptgate.log"
 mv "$db.away" "$db"
 
 # carol is added by replacing the table: her cached 550 must die with the

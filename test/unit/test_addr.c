@@ -419,6 +419,115 @@ test_strip_small_buffer(void **state)
 	}
 }
 
+/*
+ * The lenient domain finder: the domain of addresses rg_addr_parse
+ * refuses, so that syntax is judged only where rcptgate decides.
+ */
+static void
+test_domain_of(void **state)
+{
+	static const struct {
+		const char	*raw;
+		const char	*domain;	/* NULL: none found */
+	} cases[] = {
+		{ "<a..b@Example.COM>", "example.com" },
+		{ "a..b@example.com NOTIFY=NEVER", "example.com" },
+		{ "<.a@example.com.>", "example.com" },
+		{ "<j\xc3rgen@example.com>", "example.com" },
+		{ "<\"a@x.org>\"..b@example.com>", "example.com" },
+		{ "<\"a\\\"@x.org>\"@example.com> X=y@z.org", "example.com" },
+		{ "<@r1,@r2:a..b@example.com>", "example.com" },
+		{ "<a@b@example.com>", "example.com" },
+		{ "<a@[192.0.2.1]>", "[192.0.2.1]" },
+		{ "<a@>", NULL },
+		{ "<a@exa mple.com>", NULL },
+		{ "<a@example..com>", NULL },
+		{ "<a@ex\xff" "ample.com>", NULL },
+		{ "<postmaster>", NULL },
+		{ "<>", NULL },
+		{ "", NULL },
+		{ "<\"a@example.com>", NULL },	/* unterminated quote */
+		{ "<@r1:postmaster>", NULL },
+	};
+	char	 dom[RG_DOMAIN_MAX + 1];
+	size_t	 i;
+	bool	 ok;
+
+	(void)state;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		memset(dom, 'x', sizeof(dom));
+		ok = rg_addr_domain_of(cases[i].raw, dom);
+		if (ok != (cases[i].domain != NULL) ||
+		    strcmp(dom, cases[i].domain ? cases[i].domain : "") != 0)
+			fail_msg("%s: got %d [%s]", cases[i].raw, ok, dom);
+	}
+	assert_false(rg_addr_domain_of(NULL, dom));
+}
+
+/* Hostile sizes: a domain longer than any buffer, a huge local part. */
+static void
+test_domain_of_huge(void **state)
+{
+	const size_t n = 100 * 1024;
+	char	 dom[RG_DOMAIN_MAX + 1], *s;
+
+	(void)state;
+	s = malloc(n + 32);
+	assert_non_null(s);
+	/* huge local part, normal domain */
+	s[0] = '<';
+	memset(s + 1, 'a', n);
+	strcpy(s + 1 + n, "@example.com>");
+	assert_true(rg_addr_domain_of(s, dom));
+	assert_string_equal(dom, "example.com");
+	/* a domain of 256 octets and one of 100 kB: none */
+	memcpy(s, "<a@", 3);
+	memset(s + 3, 'd', 256);
+	strcpy(s + 3 + 256, ">");
+	assert_false(rg_addr_domain_of(s, dom));
+	assert_string_equal(dom, "");
+	memset(s + 3, 'd', n);
+	strcpy(s + 3 + n, ">");
+	assert_false(rg_addr_domain_of(s, dom));
+	/* 255 octets is the limit */
+	memset(s + 3, 'd', 255);
+	strcpy(s + 3 + 255, ">");
+	assert_true(rg_addr_domain_of(s, dom));
+	assert_int_equal(strlen(dom), 255);
+	free(s);
+}
+
+/* The address as sent, for replies: brackets and parameters off. */
+static void
+test_as_sent(void **state)
+{
+	static const struct {
+		const char	*raw;
+		const char	*sent;
+	} cases[] = {
+		{ "<Alice@Example.COM>", "Alice@Example.COM" },
+		{ "  <J\xc3\xbcrgen@example.com> SMTPUTF8",
+		    "J\xc3\xbcrgen@example.com" },
+		{ "a@b NOTIFY=NEVER", "a@b" },
+		{ "<\"a> b\"@example.com>", "\"a> b\"@example.com" },
+		{ "<a%b@example.com", "a%b@example.com" },
+		{ "<>", "" },
+		{ "", "" },
+	};
+	const char	*start;
+	size_t		 i, len;
+
+	(void)state;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		len = rg_addr_as_sent(cases[i].raw, &start);
+		if (len != strlen(cases[i].sent) ||
+		    strncmp(start, cases[i].sent, len) != 0)
+			fail_msg("%s: got [%.*s]", cases[i].raw, (int)len, start);
+	}
+	assert_int_equal(rg_addr_as_sent(NULL, &start), 0);
+	assert_string_equal(start, "");
+}
+
 static void
 test_status_str(void **state)
 {
@@ -443,6 +552,9 @@ main(void)
 		cmocka_unit_test(test_huge_input),
 		cmocka_unit_test(test_strip),
 		cmocka_unit_test(test_strip_small_buffer),
+		cmocka_unit_test(test_domain_of),
+		cmocka_unit_test(test_domain_of_huge),
+		cmocka_unit_test(test_as_sent),
 		cmocka_unit_test(test_status_str),
 	};
 

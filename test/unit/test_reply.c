@@ -41,7 +41,8 @@ static const struct build_case build_cases[] = {
 	{ "550", "5.1.1", "a\r\n550 5.7.1 forged", 0,
 	    "550 5.1.1 a550 5.7.1 forged" },
 	{ "550", "5.1.1", "\ta\x01\x1f\x7f" "b", 0, "550 5.1.1 ab" },
-	{ "550", "5.1.1", "j\xc3\xbcrgen", 0, "550 5.1.1 j??rgen" },
+	{ "550", "5.1.1", "j\xc3\xbcrgen", 0, "550 5.1.1 j\xc3\xbcrgen" },
+	{ "550", "5.1.1", "j\xc3rgen", 0, "550 5.1.1 j?rgen" },	/* cut sequence */
 	{ "550", "5.1.1", "\xff", 0, "550 5.1.1 ?" },
 	/* invalid codes: safe 451 4.3.0 */
 	{ "550", "4.1.1", "x", -1, "451 4.3.0 Temporary failure" },
