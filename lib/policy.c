@@ -604,7 +604,7 @@ decide_checked(struct rg_engine *e, struct rg_runtime *rt,
 		if (harvest_on)
 			rg_harvest_note_unknown(e->harvest,
 			    (const struct sockaddr *)&cl->addr, &cl->harvest,
-			    a.address, rg_now_ms(), &v->delay_ms);
+			    a->address, rg_now_ms(), &v->delay_ms);
 		return;
 	default:
 		failure_verdict(e, p, &ans, v);
