@@ -524,17 +524,97 @@ rg_cache_configure(struct rg_cache *c, const struct rg_cache_conf *conf)
  * harmless. Blocks only while waiting for another thread's lookup, at
  * most until deadline_ms (rg_now_ms clock); now_ms is only for TTLs.
  */
+/*
+ * After a shared lookup failed, the caller may still answer from a stale
+ * positive entry (outage mode): say so in ans. Called with s->mu held.
+ */
+static void
+note_stale(struct rg_cache *c, struct shard *s, uint64_t h, const char *key,
+    size_t len, uint64_t cur_generation, uint64_t now_ms,
+    struct rg_cache_answer *ans)
+{
+	struct rg_cache_answer	 tmp;
+	struct entry		*e = entry_find(s, h, key, len);
+
+	if (e == NULL || e->result != RG_FOUND)
+		return;
+	memset(&tmp, 0, sizeof(tmp));
+	if (!entry_check(c, s, e, cur_generation, now_ms, &tmp) &&
+	    tmp.stale_found) {
+		ans->stale_found = true;
+		memcpy(ans->stale_backend, tmp.stale_backend, RG_NAME_MAX);
+	}
+}
+
+/*
+ * Wait, until deadline_ms, for the lookup another thread has in flight
+ * for the key, and take its answer. Called and returns with s->mu held;
+ * frees f when the last waiter leaves a finished flight.
+ */
+static enum rg_cache_status
+flight_wait(struct rg_cache *c, struct shard *s, struct flight *f,
+    uint64_t h, const char *key, size_t len, uint64_t cur_generation,
+    uint64_t now_ms, uint64_t deadline_ms, struct rg_cache_answer *ans)
+{
+	enum rg_cache_status	st = RG_CACHE_TIMEOUT;
+	struct timespec		ts;
+
+	s->waits++;
+	f->waiters++;
+	abs_timespec(deadline_ms, &ts);
+	while (!f->done) {
+		/* ETIMEDOUT, or any error: never spin */
+		if (pthread_cond_timedwait(&s->cv, &s->mu, &ts) != 0)
+			break;
+	}
+	if (f->done) {
+		st = RG_CACHE_HIT;
+		s->hits++;
+		ans->result = f->result;
+		memcpy(ans->backend, f->backend, RG_NAME_MAX);
+		ans->generation = f->generation;
+		ans->shared = true;
+		/* look again: the stale entry may be there */
+		if (f->result != RG_FOUND && f->result != RG_NOTFOUND)
+			note_stale(c, s, h, key, len, cur_generation, now_ms,
+			    ans);
+	}
+	if (--f->waiters == 0 && f->done)
+		free(f);
+	return st;
+}
+
+/*
+ * Record that this thread looks the key up, so concurrent misses wait
+ * for it. Called with s->mu held. Without a record (out of memory),
+ * concurrent misses each look up: harmless.
+ */
+static void
+flight_start(struct rg_cache *c, struct shard *s, uint64_t h,
+    const char *key, size_t len, uint64_t deadline_ms)
+{
+	struct flight	*f = calloc(1, sizeof(*f) + len + 1);
+
+	if (f == NULL)
+		return;
+	f->hash = h;
+	f->owner_deadline = deadline_ms;
+	f->epoch = atomic_load(&c->epoch);
+	memcpy(f->key, key, len + 1);
+	f->next = s->flights;
+	s->flights = f;
+}
+
 enum rg_cache_status
 rg_cache_begin(struct rg_cache *c, const char *key, uint64_t cur_generation,
     uint64_t now_ms, uint64_t deadline_ms, struct rg_cache_answer *ans)
 {
-	struct shard	*s;
-	struct entry	*e;
-	struct flight	*f;
-	struct timespec	 ts;
-	uint64_t	 h;
-	size_t		 len = key_len(key);
-	enum rg_cache_status st;
+	struct shard		*s;
+	struct entry		*e;
+	struct flight		*f;
+	uint64_t		 h;
+	size_t			 len = key_len(key);
+	enum rg_cache_status	 st;
 
 	memset(ans, 0, sizeof(*ans));
 	ans->result = RG_TEMPFAIL;
@@ -567,58 +647,13 @@ rg_cache_begin(struct rg_cache *c, const char *key, uint64_t cur_generation,
 		f = NULL;
 	}
 	if (f != NULL) {
-		s->waits++;
-		f->waiters++;
-		abs_timespec(deadline_ms, &ts);
-		while (!f->done) {
-			/* ETIMEDOUT, or any error: never spin */
-			if (pthread_cond_timedwait(&s->cv, &s->mu, &ts) != 0)
-				break;
-		}
-		if (f->done) {
-			st = RG_CACHE_HIT;
-			s->hits++;
-			ans->result = f->result;
-			memcpy(ans->backend, f->backend, RG_NAME_MAX);
-			ans->generation = f->generation;
-			ans->shared = true;
-			if (f->result != RG_FOUND &&
-			    f->result != RG_NOTFOUND) {
-				/* look again: the stale entry may be there */
-				e = entry_find(s, h, key, len);
-				if (e != NULL && e->result == RG_FOUND) {
-					struct rg_cache_answer tmp;
-
-					memset(&tmp, 0, sizeof(tmp));
-					if (!entry_check(c, s, e,
-					    cur_generation, now_ms, &tmp) &&
-					    tmp.stale_found) {
-						ans->stale_found = true;
-						memcpy(ans->stale_backend,
-						    tmp.stale_backend,
-						    RG_NAME_MAX);
-					}
-				}
-			}
-		} else
-			st = RG_CACHE_TIMEOUT;
-		if (--f->waiters == 0 && f->done)
-			free(f);
+		st = flight_wait(c, s, f, h, key, len, cur_generation, now_ms,
+		    deadline_ms, ans);
 		pthread_mutex_unlock(&s->mu);
 		return st;
 	}
-
 	s->misses++;
-	f = calloc(1, sizeof(*f) + len + 1);
-	if (f != NULL) {
-		/* without a record, concurrent misses each look up: harmless */
-		f->hash = h;
-		f->owner_deadline = deadline_ms;
-		f->epoch = atomic_load(&c->epoch);
-		memcpy(f->key, key, len + 1);
-		f->next = s->flights;
-		s->flights = f;
-	}
+	flight_start(c, s, h, key, len, deadline_ms);
 	pthread_mutex_unlock(&s->mu);
 	return RG_CACHE_MISS;
 }

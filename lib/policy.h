@@ -67,7 +67,7 @@ struct rg_verdict {
 					 * for the verdict's log line */
 };
 
-/* ---- runtime ---- */
+/* ---- runtime (runtime.c) ---- */
 
 /*
  * Open every backend of conf (takes its own reference). NULL with err on
@@ -76,6 +76,14 @@ struct rg_verdict {
 struct rg_runtime *rg_runtime_new(struct rg_conf *, struct rg_error *);
 struct rg_runtime *rg_runtime_ref(struct rg_runtime *);
 void	rg_runtime_unref(struct rg_runtime *);	/* NULL allowed */
+
+/* The i-th backend of policy p, in the policy's order. */
+static inline struct rg_backend *
+rg_runtime_backend(const struct rg_runtime *rt, const struct rg_policy *p,
+    size_t i)
+{
+	return rt->backends[p->backend_idx[i]];
+}
 
 /*
  * The MTA's milter timeout that `rcptgate -n` assumes when it checks that
