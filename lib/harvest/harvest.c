@@ -41,6 +41,7 @@
 #include "harvest_store.h"
 #include "hash.h"
 #include "log.h"
+#include "netprefix.h"
 #include "rg_time.h"
 
 #define TARPIT_SHIFT_MAX	20
@@ -94,13 +95,9 @@ is_exempt(const struct hv_limits *l, const struct rg_hv_key *exact)
 {
 	for (size_t i = 0; i < l->nexempt; i++) {
 		const struct rg_net	*net = &l->exempt[i];
-		struct rg_hv_key	 k = *exact;
-		size_t			 len = net->family == AF_INET ? 4 : 16;
 
-		if (net->family != k.family)
-			continue;
-		rg_hv_key_mask(&k, net->prefix, net->prefix);
-		if (memcmp(k.addr, net->addr, len) == 0)
+		if (net->family == exact->family &&
+		    rg_prefix_equal(exact->addr, net->addr, net->prefix))
 			return true;
 	}
 	return false;
