@@ -35,26 +35,37 @@ rg_hv_state_kind(const char *state, enum hv_state *kind, struct rg_error *err)
 	return 0;
 }
 
+/*
+ * The store an operator command works on: 0 with *kind a file or Redis,
+ * or -1 with err (memory only: why_not says what to do instead).
+ */
+static int
+admin_store(const char *state, const char *why_not, enum hv_state *kind,
+    struct rg_error *err)
+{
+	if (rg_hv_state_kind(state, kind, err) == -1)
+		return -1;
+	if (*kind == HV_STATE_MEMORY) {
+		rg_error_set(err, "harvest: state is memory only (state = ): "
+		    "%s", why_not);
+		return -1;
+	}
+	return 0;
+}
+
 int
 rg_harvest_list(const struct rg_conf *conf, FILE *out, struct rg_error *err)
 {
 	const char	*state = conf->harvest_state;
 	enum hv_state	 kind;
 
-	if (rg_hv_state_kind(state, &kind, err) == -1)
+	if (admin_store(state, "nothing to list outside the daemon", &kind,
+	    err) == -1)
 		return -1;
-	switch (kind) {
-	case HV_STATE_MEMORY:
-		rg_error_set(err, "harvest: state is memory only (state = ): "
-		    "nothing to list outside the daemon");
-		return -1;
-	case HV_STATE_REDIS:
 #ifdef RG_HAVE_HIREDIS
+	if (kind == HV_STATE_REDIS)
 		return rg_hv_redis_list(state, out, err);
 #endif
-	case HV_STATE_FILE:
-		break;
-	}
 	return rg_hv_store_list(state, out, err);
 }
 
@@ -74,20 +85,13 @@ rg_harvest_unblock(const struct rg_conf *conf, const char *what,
 		    "or ADDRESS/LENGTH", what);
 		return -1;
 	}
-	if (rg_hv_state_kind(state, &kind, err) == -1)
+	if (admin_store(state, "restart the daemon to lift blocks", &kind,
+	    err) == -1)
 		return -1;
-	switch (kind) {
-	case HV_STATE_MEMORY:
-		rg_error_set(err, "harvest: state is memory only (state = ): "
-		    "restart the daemon to lift blocks");
-		return -1;
-	case HV_STATE_REDIS:
 #ifdef RG_HAVE_HIREDIS
+	if (kind == HV_STATE_REDIS)
 		return rg_hv_redis_unblock(state, p, err);
 #endif
-	case HV_STATE_FILE:
-		break;
-	}
 	return rg_hv_store_unblock(state, &key, err);
 }
 
