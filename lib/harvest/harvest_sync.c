@@ -31,6 +31,8 @@
 #define REOPEN_MS		60000	/* retry an unopenable state file */
 #define STORE_WARN_MS		300000	/* at most one store warning per 5m */
 
+/* ---- the state file ---- */
+
 static void
 store_warn(struct rg_harvest *h, const char *what, const char *msg)
 {
