@@ -37,6 +37,14 @@ rg_ms_left(uint64_t deadline_ms)
 }
 
 void
+rg_mono_timespec(uint64_t deadline_ms, struct timespec *ts)
+{
+	/* exact: rg_now_ms is this clock in whole milliseconds */
+	ts->tv_sec = (time_t)(deadline_ms / 1000);
+	ts->tv_nsec = (long)(deadline_ms % 1000) * 1000000L;
+}
+
+void
 rg_sleep_ms(uint64_t ms)
 {
 	struct timespec	ts = { (time_t)(ms / 1000), (long)(ms % 1000) * 1000000 };

@@ -495,16 +495,87 @@ write_pidfile(const char *path)
 	return fclose(f);
 }
 
+/*
+ * Before any thread: these signals are for sigwait only (our signal
+ * thread), so libmilter's own signal thread never sees them.
+ */
+static void
+block_signals(void)
+{
+	sigset_t	set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGUSR1);
+	sigaddset(&set, SIGUSR2);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+}
+
+/*
+ * Register the filter and listen on sock, still as root; a unix socket
+ * (*path, else NULL) gets socket_mode and, when we change user, its
+ * owner. 0 or a sysexits code, said on stderr.
+ */
+static int
+open_listener(const char *sock, bool change_user, uid_t uid, gid_t gid,
+    const char **path)
+{
+	*path = NULL;
+	if (smfi_register(*rg_milter_desc()) != MI_SUCCESS ||
+	    smfi_setconn((char *)sock) != MI_SUCCESS) {
+		fprintf(stderr, "rcptgate: cannot register the filter on %s\n",
+		    sock);
+		return EX_SOFTWARE;
+	}
+	smfi_setbacklog(256);
+	/* true: remove a stale unix socket left by an earlier run. */
+	if (smfi_opensocket(true) != MI_SUCCESS) {
+		fprintf(stderr, "rcptgate: cannot listen on %s: %s\n", sock,
+		    strerror(errno));
+		return EX_UNAVAILABLE;
+	}
+	*path = unix_socket_path(sock);
+	if (*path != NULL) {
+		/* The MTA reaches the socket through the group (README). */
+		if (change_user && chown(*path, uid, gid) != 0)
+			rg_warn("chown %s", *path);
+		if (chmod(*path, daemon_rt->conf->socket_mode) != 0)
+			rg_warn("chmod %s", *path);
+	}
+	return 0;
+}
+
+/* Detach, write the pid file, drop root. 0 or a sysexits code. */
+static int
+become_daemon(const char *user, bool change_user, uid_t uid, gid_t gid)
+{
+	if (!opt.foreground && daemonize() != 0) {
+		fprintf(stderr, "rcptgate: cannot detach: %s\n",
+		    strerror(errno));
+		return EX_OSERR;
+	}
+	if (opt.pidfile != NULL && write_pidfile(opt.pidfile) != 0) {
+		rg_warn("cannot write pid file %s", opt.pidfile);
+		return EX_CANTCREAT;
+	}
+	if (change_user && drop_privileges(user, uid, gid) != 0)
+		return EX_NOPERM;
+	return 0;
+}
+
 static int
 run_daemon(void)
 {
 	struct rg_error		 err;
 	const char		*sock, *user, *path;
-	sigset_t		 set;
 	pthread_t		 tid;
 	uid_t			 uid = 0;
 	gid_t			 gid = 0;
-	int			 rc, change_user;
+	int			 rc;
+	bool			 change_user;
 
 	rg_error_clear(&err);
 	daemon_rt = load_runtime(&err);
@@ -517,51 +588,14 @@ run_daemon(void)
 	user = opt.user ? opt.user : daemon_rt->conf->user;
 	change_user = user[0] != '\0' && getuid() == 0;
 	if (change_user && lookup_user(user, &uid, &gid) != 0) {
-		fprintf(stderr, "rcptgate: unknown user '%s' (-u or [milter] user)\n",
-		    user);
+		fprintf(stderr, "rcptgate: unknown user '%s' "
+		    "(-u or [milter] user)\n", user);
 		return EX_NOUSER;
 	}
-
-	/* Before any thread: these signals are for sigwait only. */
-	sigemptyset(&set);
-	sigaddset(&set, SIGHUP);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGUSR1);
-	sigaddset(&set, SIGUSR2);
-	pthread_sigmask(SIG_BLOCK, &set, NULL);
-	signal(SIGPIPE, SIG_IGN);
-
-	if (smfi_register(*rg_milter_desc()) != MI_SUCCESS ||
-	    smfi_setconn((char *)sock) != MI_SUCCESS) {
-		fprintf(stderr, "rcptgate: cannot register the filter on %s\n", sock);
-		return EX_SOFTWARE;
-	}
-	smfi_setbacklog(256);
-	/* true: remove a stale unix socket left by an earlier run. */
-	if (smfi_opensocket(true) != MI_SUCCESS) {
-		fprintf(stderr, "rcptgate: cannot listen on %s: %s\n", sock,
-		    strerror(errno));
-		return EX_UNAVAILABLE;
-	}
-	path = unix_socket_path(sock);
-	if (path != NULL) {
-		/* The MTA reaches the socket through the group (README). */
-		if (change_user && chown(path, uid, gid) != 0)
-			rg_warn("chown %s", path);
-		if (chmod(path, daemon_rt->conf->socket_mode) != 0)
-			rg_warn("chmod %s", path);
-	}
-	if (!opt.foreground && daemonize() != 0) {
-		fprintf(stderr, "rcptgate: cannot detach: %s\n", strerror(errno));
-		return EX_OSERR;
-	}
-	if (opt.pidfile != NULL && write_pidfile(opt.pidfile) != 0) {
-		rg_warn("cannot write pid file %s", opt.pidfile);
-		return EX_CANTCREAT;
-	}
-	if (change_user && drop_privileges(user, uid, gid) != 0)
-		return EX_NOPERM;
+	block_signals();
+	if ((rc = open_listener(sock, change_user, uid, gid, &path)) != 0 ||
+	    (rc = become_daemon(user, change_user, uid, gid)) != 0)
+		return rc;
 
 	rg_milter_engine = rg_engine_new(daemon_rt, 0, &err);
 	if (rg_milter_engine == NULL) {
@@ -576,7 +610,8 @@ run_daemon(void)
 	rg_info("rcptgate %s listening on %s", RG_VERSION, sock);
 
 	rc = smfi_main();
-	rg_info("stopping (%s)", rc == MI_SUCCESS ? "signal" : "libmilter error");
+	rg_info("stopping (%s)",
+	    rc == MI_SUCCESS ? "signal" : "libmilter error");
 	if (opt.pidfile != NULL)
 		unlink(opt.pidfile);
 	if (path != NULL)

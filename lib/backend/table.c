@@ -502,83 +502,87 @@ replace_guard(sqlite3 *sq, const char *db, bool exists, char *errbuf,
 	return 0;
 }
 
-/*
- * Every change is a new file: build the new database in a temporary
- * file beside db (mode and owner of the old file, or 0644 less the
- * umask), from nothing (replace) or from a copy of db (add, remove),
- * run keys through sql in it, mark it RG_TABLE_APPLICATION_ID, fsync it,
- * rename() it over db and fsync the directory. A reader sees the old
- * table or the new, never half, and the live file is never written: the
- * daemon may read a marked file without locks (backend_sqlite.c).
- * copy: start from db's rows; a missing db is then an error unless
- * create. guard: run replace_guard before the rename.
- */
+/* The temporary file a rewrite builds beside the table, then renames. */
+struct newfile {
+	char		*dcopy, *bcopy;	/* dirname(3) / basename(3) scratch */
+	const char	*dir;		/* db's directory, fsynced last */
+	char		*tmp;		/* NULL: nothing to unlink */
+	int		 fd;
+};
+
+/* Create an empty temporary file beside db. 0 or a sysexits code. */
 static int
-rewrite(const char *db, bool copy, bool create, bool guard, const char *sql,
-    const struct rg_table_keys *keys, size_t *changes, char *errbuf,
+newfile_open(struct newfile *nf, const char *db, char *errbuf,
     size_t errlen)
 {
-	struct stat	 st;
-	sqlite3		*sq = NULL;
-	char		*dcopy = NULL, *bcopy = NULL, *tmp = NULL;
-	const char	*dir, *base;
-	mode_t		 mask;
-	bool		 exists;
-	int		 lockfd, fd = -1, rc, ex = 0, saved;
+	int	saved;
 
-	*changes = 0;
-	if ((lockfd = table_lock(db, errbuf, errlen, &ex)) == -1)
-		return ex;
-	exists = stat(db, &st) == 0;
-	if (!exists && (errno != ENOENT || (copy && !create))) {
-		saved = errno;
-		errf(errbuf, errlen, "%s: %s", db, strerror(saved));
-		ex = saved == ENOENT ? EX_NOINPUT : EX_IOERR;
-		goto out;
-	}
-	if ((dcopy = strdup(db)) == NULL || (bcopy = strdup(db)) == NULL) {
+	if ((nf->dcopy = strdup(db)) == NULL ||
+	    (nf->bcopy = strdup(db)) == NULL) {
 		errf(errbuf, errlen, "out of memory");
-		ex = EX_OSERR;
-		goto out;
+		return EX_OSERR;
 	}
-	dir = dirname(dcopy);
-	base = basename(bcopy);
-	if (asprintf(&tmp, "%s/.%s.XXXXXX", dir, base) == -1) {
-		tmp = NULL;
+	nf->dir = dirname(nf->dcopy);
+	if (asprintf(&nf->tmp, "%s/.%s.XXXXXX", nf->dir,
+	    basename(nf->bcopy)) == -1) {
+		nf->tmp = NULL;
 		errf(errbuf, errlen, "out of memory");
-		ex = EX_OSERR;
-		goto out;
+		return EX_OSERR;
 	}
-	if ((fd = mkostemp(tmp, O_CLOEXEC)) == -1) {
+	if ((nf->fd = mkostemp(nf->tmp, O_CLOEXEC)) == -1) {
 		saved = errno;
-		errf(errbuf, errlen, "%s: %s", tmp, strerror(saved));
-		free(tmp);
-		tmp = NULL;	/* nothing to unlink */
-		ex = saved == EACCES ? EX_NOPERM : EX_CANTCREAT;
-		goto out;
+		errf(errbuf, errlen, "%s: %s", nf->tmp, strerror(saved));
+		free(nf->tmp);
+		nf->tmp = NULL;	/* nothing to unlink */
+		return saved == EACCES ? EX_NOPERM : EX_CANTCREAT;
 	}
-	/* The daemon runs as another user: keep the old file's access. */
+	return 0;
+}
+
+/*
+ * The daemon runs as another user: give the new file the old file's
+ * mode and owner (st, when exists), else 0644 less the umask.
+ */
+static int
+newfile_access(const struct newfile *nf, const char *db, bool exists,
+    const struct stat *st, char *errbuf, size_t errlen)
+{
+	mode_t	mask;
+	int	saved;
+
 	if (exists) {
-		if (fchmod(fd, st.st_mode & 07777) == -1 ||
-		    (fchown(fd, st.st_uid, st.st_gid) == -1 &&
+		if (fchmod(nf->fd, st->st_mode & 07777) == -1 ||
+		    (fchown(nf->fd, st->st_uid, st->st_gid) == -1 &&
 		    (errno != EPERM || geteuid() == 0))) {
 			saved = errno;
 			errf(errbuf, errlen, "%s: keeping mode and owner of "
-			    "%s: %s", tmp, db, strerror(saved));
-			ex = EX_NOPERM;
-			goto out;
+			    "%s: %s", nf->tmp, db, strerror(saved));
+			return EX_NOPERM;
 		}
-	} else {
-		mask = umask(022);
-		umask(mask);
-		if (fchmod(fd, 0644 & ~mask) == -1) {
-			saved = errno;
-			errf(errbuf, errlen, "%s: chmod: %s", tmp,
-			    strerror(saved));
-			ex = EX_CANTCREAT;
-			goto out;
-		}
+		return 0;
 	}
+	mask = umask(022);
+	umask(mask);
+	if (fchmod(nf->fd, 0644 & ~mask) == -1) {
+		saved = errno;
+		errf(errbuf, errlen, "%s: chmod: %s", nf->tmp, strerror(saved));
+		return EX_CANTCREAT;
+	}
+	return 0;
+}
+
+/*
+ * Fill the temporary database tmp: db's rows first (copy, when db
+ * exists), then keys through sql, marked RG_TABLE_APPLICATION_ID;
+ * replace_guard (guard) before closing it. 0 or a sysexits code.
+ */
+static int
+newfile_fill(const char *tmp, const char *db, bool copy, bool exists,
+    bool guard, const char *sql, const struct rg_table_keys *keys,
+    size_t *changes, char *errbuf, size_t errlen)
+{
+	sqlite3	*sq = NULL;
+	int	 rc, ex = 0;
 
 	rc = sqlite3_open_v2(tmp, &sq, SQLITE_OPEN_READWRITE, NULL);
 	if (rc == SQLITE_OK && copy && exists &&
@@ -608,42 +612,97 @@ rewrite(const char *db, bool copy, bool create, bool guard, const char *sql,
 	if (rc != SQLITE_OK) {
 		errf(errbuf, errlen, "%s: close: %s", tmp, sqlite3_errstr(rc));
 		ex = sq_exit(rc);
-		goto out;
-	}
-	if (fsync(fd) == -1) {
-		saved = errno;
-		errf(errbuf, errlen, "%s: fsync: %s", tmp, strerror(saved));
-		ex = EX_IOERR;
-		goto out;
-	}
-	if (rename(tmp, db) == -1) {
-		saved = errno;
-		errf(errbuf, errlen, "rename %s to %s: %s", tmp, db,
-		    strerror(saved));
-		ex = EX_CANTCREAT;
-		goto out;
-	}
-	free(tmp);
-	tmp = NULL;		/* renamed: nothing to unlink */
-	if (fsync_dir(dir) == -1) {
-		saved = errno;
-		errf(errbuf, errlen, "%s: fsync: %s", dir, strerror(saved));
-		ex = EX_IOERR;
 	}
 out:
 	if (sq != NULL)
 		sqlite3_close(sq);
-	if (fd != -1)
-		close(fd);
-	if (tmp != NULL) {
-		unlink(tmp);
-		free(tmp);
+	return ex;
+}
+
+/* fsync the new file, rename it over db, fsync the directory. */
+static int
+newfile_commit(struct newfile *nf, const char *db, char *errbuf,
+    size_t errlen)
+{
+	int	saved;
+
+	if (fsync(nf->fd) == -1) {
+		saved = errno;
+		errf(errbuf, errlen, "%s: fsync: %s", nf->tmp, strerror(saved));
+		return EX_IOERR;
 	}
-	free(dcopy);
-	free(bcopy);
+	if (rename(nf->tmp, db) == -1) {
+		saved = errno;
+		errf(errbuf, errlen, "rename %s to %s: %s", nf->tmp, db,
+		    strerror(saved));
+		return EX_CANTCREAT;
+	}
+	free(nf->tmp);
+	nf->tmp = NULL;		/* renamed: nothing to unlink */
+	if (fsync_dir(nf->dir) == -1) {
+		saved = errno;
+		errf(errbuf, errlen, "%s: fsync: %s", nf->dir,
+		    strerror(saved));
+		return EX_IOERR;
+	}
+	return 0;
+}
+
+/* Close, and unlink a temporary file that was not renamed. */
+static void
+newfile_close(struct newfile *nf)
+{
+	if (nf->fd != -1)
+		close(nf->fd);
+	if (nf->tmp != NULL) {
+		unlink(nf->tmp);
+		free(nf->tmp);
+	}
+	free(nf->dcopy);
+	free(nf->bcopy);
+}
+
+/*
+ * Every change is a new file: build the new database in a temporary
+ * file beside db (mode and owner of the old file, or 0644 less the
+ * umask), from nothing (replace) or from a copy of db (add, remove),
+ * run keys through sql in it, mark it RG_TABLE_APPLICATION_ID, fsync it,
+ * rename() it over db and fsync the directory. A reader sees the old
+ * table or the new, never half, and the live file is never written: the
+ * daemon may read a marked file without locks (backend_sqlite.c).
+ * copy: start from db's rows; a missing db is then an error unless
+ * create. guard: run replace_guard before the rename.
+ */
+static int
+rewrite(const char *db, bool copy, bool create, bool guard, const char *sql,
+    const struct rg_table_keys *keys, size_t *changes, char *errbuf,
+    size_t errlen)
+{
+	struct stat	 st;
+	struct newfile	 nf = { .fd = -1 };
+	bool		 exists;
+	int		 lockfd, ex = 0, saved;
+
+	*changes = 0;
+	if ((lockfd = table_lock(db, errbuf, errlen, &ex)) == -1)
+		return ex;
+	exists = stat(db, &st) == 0;
+	if (!exists && (errno != ENOENT || (copy && !create))) {
+		saved = errno;
+		errf(errbuf, errlen, "%s: %s", db, strerror(saved));
+		ex = saved == ENOENT ? EX_NOINPUT : EX_IOERR;
+	} else if ((ex = newfile_open(&nf, db, errbuf, errlen)) == 0 &&
+	    (ex = newfile_access(&nf, db, exists, &st, errbuf, errlen)) == 0 &&
+	    (ex = newfile_fill(nf.tmp, db, copy, exists, guard, sql, keys,
+	    changes, errbuf, errlen)) == 0)
+		ex = newfile_commit(&nf, db, errbuf, errlen);
+	newfile_close(&nf);
 	close(lockfd);
 	return ex;
 }
+
+/* A key already in the table is no error: keys may repeat in the input. */
+#define SQL_INSERT	"INSERT OR IGNORE INTO recipients (address) VALUES (?1)"
 
 int
 rg_table_replace(const char *db, const struct rg_table_keys *keys, int flags,
@@ -651,8 +710,8 @@ rg_table_replace(const char *db, const struct rg_table_keys *keys, int flags,
 {
 	size_t	changes;
 
-	return rewrite(db, false, true, !(flags & RG_TABLE_FORCE), "INSERT OR IGNORE INTO recipients "
-	    "(address) VALUES (?1)", keys, &changes, errbuf, errlen);
+	return rewrite(db, false, true, !(flags & RG_TABLE_FORCE), SQL_INSERT,
+	    keys, &changes, errbuf, errlen);
 }
 
 int
@@ -661,8 +720,8 @@ rg_table_add(const char *db, const struct rg_table_keys *keys, char *errbuf,
 {
 	size_t	changes;
 
-	return rewrite(db, true, true, false, "INSERT OR IGNORE INTO recipients "
-	    "(address) VALUES (?1)", keys, &changes, errbuf, errlen);
+	return rewrite(db, true, true, false, SQL_INSERT, keys, &changes,
+	    errbuf, errlen);
 }
 
 int

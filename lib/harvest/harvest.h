@@ -5,7 +5,7 @@
  * block a client that reaches the limits, keep blocks across restarts.
  *
  * Must not: ask any backend, hold a lock across I/O or a tarpit delay.
- * Locking: see harvest.c.
+ * Locking: see harvest.c (the table) and harvest_sync.c (its store).
  */
 #ifndef RG_HARVEST_H
 #define RG_HARVEST_H

@@ -27,6 +27,7 @@
 #include <time.h>
 
 #include "harvest_store.h"
+#include "netprefix.h"
 #include "rg_time.h"
 
 #define STORE_BUSY_MS	2000
@@ -58,24 +59,13 @@ static const char schema[] =
 
 /* ---- keys ---- */
 
-static void
-mask_bytes(uint8_t *a, int len, int prefix)
-{
-	for (int i = 0; i < len; i++) {
-		int	bits = prefix - i * 8;
-
-		if (bits >= 8)
-			continue;
-		a[i] &= bits <= 0 ? 0 : (uint8_t)(0xff << (8 - bits));
-	}
-}
-
 int
 rg_hv_key_from_sockaddr(const struct sockaddr *sa, int v4prefix,
     int v6prefix, struct rg_hv_key *key, char *client, size_t clientlen)
 {
 	const uint8_t	*src;
-	int		 family;
+	int		 family, prefix;
+	size_t		 len;
 
 	if (sa == NULL)
 		return -1;
@@ -98,38 +88,27 @@ rg_hv_key_from_sockaddr(const struct sockaddr *sa, int v4prefix,
 	} else
 		return -1;
 	key->family = (uint8_t)family;
-	if (family == AF_INET) {
-		memcpy(key->addr, src, 4);
-		if (client != NULL &&
-		    inet_ntop(AF_INET, key->addr, client, clientlen) == NULL)
-			return -1;
-		key->prefix = (uint8_t)(v4prefix < 0 ? 0 :
-		    v4prefix > 32 ? 32 : v4prefix);
-		mask_bytes(key->addr, 4, key->prefix);
-	} else {
-		memcpy(key->addr, src, 16);
-		if (client != NULL &&
-		    inet_ntop(AF_INET6, key->addr, client, clientlen) == NULL)
-			return -1;
-		key->prefix = (uint8_t)(v6prefix < 0 ? 0 :
-		    v6prefix > 128 ? 128 : v6prefix);
-		mask_bytes(key->addr, 16, key->prefix);
-	}
+	len = family == AF_INET ? 4 : 16;
+	memcpy(key->addr, src, len);
+	if (client != NULL &&
+	    inet_ntop(family, key->addr, client, clientlen) == NULL)
+		return -1;
+	prefix = family == AF_INET ? v4prefix : v6prefix;
+	key->prefix = (uint8_t)(prefix < 0 ? 0 :
+	    prefix > (int)len * 8 ? (int)len * 8 : prefix);
+	rg_prefix_mask(key->addr, len, key->prefix);
 	return 0;
 }
 
 void
 rg_hv_key_mask(struct rg_hv_key *key, int v4prefix, int v6prefix)
 {
-	if (key->family == AF_INET) {
-		if (v4prefix < key->prefix)
-			key->prefix = (uint8_t)(v4prefix < 0 ? 0 : v4prefix);
-		mask_bytes(key->addr, 4, key->prefix);
-	} else {
-		if (v6prefix < key->prefix)
-			key->prefix = (uint8_t)(v6prefix < 0 ? 0 : v6prefix);
-		mask_bytes(key->addr, 16, key->prefix);
-	}
+	int	prefix = key->family == AF_INET ? v4prefix : v6prefix;
+
+	if (prefix < key->prefix)
+		key->prefix = (uint8_t)(prefix < 0 ? 0 : prefix);
+	rg_prefix_mask(key->addr, key->family == AF_INET ? 4 : 16,
+	    key->prefix);
 }
 
 int
@@ -174,7 +153,7 @@ rg_hv_key_parse(const char *s, int v4prefix, int v6prefix,
 		if (plen > 32)
 			return -1;
 		key->prefix = (uint8_t)(plen >= 0 ? plen : v4prefix);
-		mask_bytes(key->addr, 4, key->prefix);
+		rg_prefix_mask(key->addr, 4, key->prefix);
 		return 0;
 	}
 	if (inet_pton(AF_INET6, a, &a6) != 1)
@@ -183,13 +162,13 @@ rg_hv_key_parse(const char *s, int v4prefix, int v6prefix,
 		key->family = AF_INET;
 		memcpy(key->addr, a6.s6_addr + 12, 4);
 		key->prefix = (uint8_t)v4prefix;
-		mask_bytes(key->addr, 4, key->prefix);
+		rg_prefix_mask(key->addr, 4, key->prefix);
 		return 0;
 	}
 	key->family = AF_INET6;
 	memcpy(key->addr, a6.s6_addr, 16);
 	key->prefix = (uint8_t)(plen >= 0 ? plen : v6prefix);
-	mask_bytes(key->addr, 16, key->prefix);
+	rg_prefix_mask(key->addr, 16, key->prefix);
 	return 0;
 }
 

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Private to the harvest limiter (harvest.c, harvest_store.c,
- * harvest_redis.c): client keys, the SQLite state file and the Redis
- * store. Not part of librcptgate's interface.
+ * Private to the harvest limiter (harvest.c, harvest_sync.c,
+ * harvest_admin.c, harvest_store.c, harvest_redis.c): client keys, the
+ * SQLite state file and the Redis store. Not part of librcptgate's
+ * interface.
  *
  * Must not: be called on the RCPT path except rg_hv_key_* (pure) and the
  * Redis calls, which wait at most their command timeout.

@@ -27,7 +27,7 @@ breach() {
 }
 
 backend_h='backend\.h|table\.h|ldap_filter\.h|smtp_client\.h'
-harvest_h='harvest\.h|harvest_store\.h'
+harvest_h='harvest\.h|harvest_store\.h|harvest_int\.h'
 core_h='policy\.h|cache\.h'
 
 breach "lib/*.[ch] lib/*/*.[ch]" 'libmilter/[^>"]*' "lib/ must not know libmilter"
