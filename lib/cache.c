@@ -40,6 +40,7 @@
 #include <time.h>
 
 #include "cache.h"
+#include "dlist.h"
 #include "hash.h"
 #include "log.h"
 #include "rg_time.h"
@@ -50,7 +51,7 @@
 
 struct entry {
 	struct entry	*hnext;		/* hash chain */
-	struct entry	*lprev, *lnext;	/* LRU list, most recent at head */
+	struct rg_dlink	 lru;		/* LRU list, most recent at head */
 	uint64_t	 hash;
 	uint64_t	 generation;
 	uint64_t	 stored_at;
@@ -83,7 +84,7 @@ struct shard {
 	pthread_cond_t	 cv;		/* broadcast when a flight ends */
 	struct entry	**table;
 	size_t		 nbuckets;	/* power of two */
-	struct entry	*lru_head, *lru_tail;
+	struct rg_dlist	 lru;
 	struct flight	*flights;
 	uint64_t	 count;
 	uint64_t	 cap;
@@ -169,32 +170,6 @@ entry_find(struct shard *s, uint64_t h, const char *key, size_t len)
 	return NULL;
 }
 
-static void
-lru_unlink(struct shard *s, struct entry *e)
-{
-	if (e->lprev != NULL)
-		e->lprev->lnext = e->lnext;
-	else
-		s->lru_head = e->lnext;
-	if (e->lnext != NULL)
-		e->lnext->lprev = e->lprev;
-	else
-		s->lru_tail = e->lprev;
-	e->lprev = e->lnext = NULL;
-}
-
-static void
-lru_push_head(struct shard *s, struct entry *e)
-{
-	e->lprev = NULL;
-	e->lnext = s->lru_head;
-	if (s->lru_head != NULL)
-		s->lru_head->lprev = e;
-	else
-		s->lru_tail = e;
-	s->lru_head = e;
-}
-
 /*
  * A hit moves the entry to the LRU head only when it is not among the
  * shard's most recent cap/4 inserts and relinks. Relinking writes the
@@ -211,10 +186,10 @@ lru_touch(struct shard *s, struct entry *e)
 	if (s->tick - e->touched < s->cap / 4)
 		return;
 	e->touched = ++s->tick;
-	if (s->lru_head == e)
+	if (s->lru.head == &e->lru)
 		return;
-	lru_unlink(s, e);
-	lru_push_head(s, e);
+	rg_dlist_remove(&s->lru, &e->lru);
+	rg_dlist_push_head(&s->lru, &e->lru);
 }
 
 static void
@@ -226,7 +201,7 @@ entry_remove(struct shard *s, struct entry *e)
 	    pp = &(*pp)->hnext)
 		;
 	*pp = e->hnext;
-	lru_unlink(s, e);
+	rg_dlist_remove(&s->lru, &e->lru);
 	s->count--;
 	free(e);
 }
@@ -234,8 +209,8 @@ entry_remove(struct shard *s, struct entry *e)
 static void
 evict_to_cap(struct shard *s)
 {
-	while (s->count > s->cap && s->lru_tail != NULL) {
-		entry_remove(s, s->lru_tail);
+	while (s->count > s->cap && s->lru.tail != NULL) {
+		entry_remove(s, RG_DLIST_ENTRY(s->lru.tail, struct entry, lru));
 		s->evictions++;
 	}
 }
@@ -711,7 +686,7 @@ rg_cache_finish(struct rg_cache *c, const char *key, enum rg_result result,
 		memcpy(ne->key, key, len + 1);
 		ne->hnext = s->table[bucket_of(s, h)];
 		s->table[bucket_of(s, h)] = ne;
-		lru_push_head(s, ne);
+		rg_dlist_push_head(&s->lru, &ne->lru);
 		s->count++;
 		ne = NULL;
 		evict_to_cap(s);

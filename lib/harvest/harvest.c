@@ -135,33 +135,7 @@ rg_hv_find(struct hv_shard *s, const struct rg_hv_key *k, uint64_t hash)
 	return NULL;
 }
 
-static void
-list_remove(struct hv_list *l, struct hv_entry *e)
-{
-	if (e->prev != NULL)
-		e->prev->next = e->next;
-	else
-		l->head = e->next;
-	if (e->next != NULL)
-		e->next->prev = e->prev;
-	else
-		l->tail = e->prev;
-	e->prev = e->next = NULL;
-}
-
-static void
-list_append(struct hv_list *l, struct hv_entry *e)
-{
-	e->next = NULL;
-	e->prev = l->tail;
-	if (l->tail != NULL)
-		l->tail->next = e;
-	else
-		l->head = e;
-	l->tail = e;
-}
-
-static struct hv_list *
+static struct rg_dlist *
 list_of(struct hv_shard *s, struct hv_entry *e)
 {
 	return e->in_blocks ? &s->blocks : &s->counters;
@@ -175,7 +149,7 @@ rg_hv_entry_free(struct hv_shard *s, struct hv_entry *e)
 	while (*pp != e)
 		pp = &(*pp)->hnext;
 	*pp = e->hnext;
-	list_remove(list_of(s, e), e);
+	rg_dlist_remove(list_of(s, e), &e->link);
 	if (e->dirty)
 		s->ndirty--;
 	s->n--;
@@ -246,9 +220,9 @@ rg_hv_requeue(struct hv_shard *s, struct hv_entry *e)
 {
 	bool	blocked = e->blocked_until != 0;
 
-	list_remove(list_of(s, e), e);
+	rg_dlist_remove(list_of(s, e), &e->link);
 	e->in_blocks = blocked;
-	list_append(list_of(s, e), e);
+	rg_dlist_push_tail(list_of(s, e), &e->link);
 }
 
 /*
@@ -258,11 +232,11 @@ rg_hv_requeue(struct hv_shard *s, struct hv_entry *e)
 static void
 evict_one(struct hv_shard *s, uint64_t now)
 {
-	struct hv_entry	*e = s->blocks.head;
+	struct hv_entry	*e = HV_ENTRY(s->blocks.head);
 
 	if (e == NULL || e->blocked_until > now)
-		e = s->counters.head != NULL ? s->counters.head :
-		    s->blocks.head;
+		e = HV_ENTRY(s->counters.head != NULL ? s->counters.head :
+		    s->blocks.head);
 	if (e != NULL) {
 		rg_hv_entry_free(s, e);
 		s->evicted++;
@@ -287,7 +261,7 @@ rg_hv_find_or_add(struct rg_harvest *h, struct hv_shard *s,
 	b = hash & (s->nbucket - 1);
 	e->hnext = s->bucket[b];
 	s->bucket[b] = e;
-	list_append(&s->counters, e);
+	rg_dlist_push_tail(&s->counters, &e->link);
 	s->n++;
 	return e;
 }
@@ -685,7 +659,8 @@ rg_harvest_stats(struct rg_harvest *h, struct rg_harvest_stats *st)
 		pthread_mutex_lock(&s->mu);
 		st->clients += s->n;
 		st->evicted += s->evicted;
-		for (e = s->blocks.head; e != NULL; e = e->next)
+		for (e = HV_ENTRY(s->blocks.head); e != NULL;
+		    e = HV_ENTRY(e->link.next))
 			st->blocked++;
 		pthread_mutex_unlock(&s->mu);
 	}

@@ -22,6 +22,7 @@
 #include <stdint.h>
 
 #include "conf.h"
+#include "dlist.h"
 #include "harvest.h"
 #include "harvest_store.h"
 #include "rg_error.h"
@@ -33,7 +34,7 @@ struct hv_entry {
 	struct rg_hv_key	 key;
 	uint64_t		 hash;
 	struct hv_entry		*hnext;		/* bucket chain */
-	struct hv_entry		*prev, *next;	/* counters or blocks list */
+	struct rg_dlink		 link;		/* counters or blocks list */
 	uint64_t		 count;		/* distinct unknowns */
 	uint64_t		*seen;		/* hashes of nseen of them */
 	uint16_t		 nseen;
@@ -46,10 +47,8 @@ struct hv_entry {
 	bool			 in_blocks;	/* on blocks, else counters */
 };
 
-struct hv_list {
-	struct hv_entry	*head;		/* oldest */
-	struct hv_entry	*tail;		/* newest */
-};
+/* The entry on a counters or blocks list (head: oldest), or NULL. */
+#define HV_ENTRY(l)	RG_DLIST_ENTRY((l), struct hv_entry, link)
 
 struct hv_shard {
 	/* guards every field below and every entry in this shard */
@@ -59,8 +58,8 @@ struct hv_shard {
 	size_t		  n;		/* entries */
 	size_t		  ndirty;
 	/* not blocked, least recently counted first */
-	struct hv_list	  counters;
-	struct hv_list	  blocks;	/* blocked, oldest block first */
+	struct rg_dlist	  counters;
+	struct rg_dlist	  blocks;	/* blocked, oldest block first */
 	uint64_t	  evicted;
 	char		  pad[64];	/* keep shards on their own lines */
 };

@@ -171,17 +171,17 @@ static void
 batch_shard(struct batch *b, struct hv_shard *s, uint64_t mono,
     uint64_t wall)
 {
-	struct hv_list	*lists[2] = { &s->counters, &s->blocks };
+	struct rg_dlist	*lists[2] = { &s->counters, &s->blocks };
 
 	if (s->ndirty == 0 || batch_grow(b, s->ndirty, 0) == -1)
 		return;		/* out of memory: the rest stays dirty */
 	for (int l = 0; l < 2 && s->ndirty > 0; l++) {
 		struct hv_entry	*e, *next;
 
-		for (e = lists[l]->head; e != NULL; e = next) {
+		for (e = HV_ENTRY(lists[l]->head); e != NULL; e = next) {
 			struct rg_hv_row	*r;
 
-			next = e->next;
+			next = HV_ENTRY(e->link.next);
 			if (!e->dirty)
 				continue;
 			if (batch_grow(b, 0, e->nseen) == -1)
