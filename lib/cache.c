@@ -350,14 +350,6 @@ rg_cache_peek_found(struct rg_cache *c, const char *key, uint64_t now_ms,
 	return hit;
 }
 
-static void
-abs_timespec(uint64_t deadline_ms, struct timespec *ts)
-{
-	/* rg_now_ms is CLOCK_MONOTONIC, as is the condattr clock */
-	ts->tv_sec = (time_t)(deadline_ms / 1000);
-	ts->tv_nsec = (long)(deadline_ms % 1000) * 1000000;
-}
-
 /*
  * Create a cache for conf. The shard count is fixed here: 64, or fewer
  * for a small initial size (at least MIN_PER_SHARD entries per shard),
@@ -536,7 +528,7 @@ flight_wait(struct rg_cache *c, struct shard *s, struct flight *f,
 
 	s->waits++;
 	f->waiters++;
-	abs_timespec(deadline_ms, &ts);
+	rg_mono_timespec(deadline_ms, &ts);	/* the condattr's clock */
 	while (!f->done) {
 		/* ETIMEDOUT, or any error: never spin */
 		if (pthread_cond_timedwait(&s->cv, &s->mu, &ts) != 0)
