@@ -3,12 +3,14 @@
  * libFuzzer target for the configuration loader: arbitrary bytes go to
  * rg_conf_load_string (up to the first NUL, as a C string) and the
  * result, if any, is freed. Finds crashes, leaks (ASan) and undefined
- * behaviour (UBSan) in the inih reader glue, the parsers and the
- * [domain]/[backend] resolution. Seeds: test/fuzz/corpus/conf/.
+ * behaviour (UBSan) in the INI reader (lib/conf_read.c), the value
+ * parsers and the [domain]/[backend] resolution. Seeds:
+ * test/fuzz/corpus/conf/.
  *
  * clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
  *     -Ilib lib/rg_error.c lib/rg_time.c lib/log.c lib/conf.c \
- *     test/fuzz/fuzz_conf.c -o fuzz_conf -linih -lpthread
+ *     lib/conf_read.c lib/conf_value.c lib/conf_section.c lib/conf_keys.c \
+ *     test/fuzz/fuzz_conf.c -o fuzz_conf -lpthread
  * ./fuzz_conf -max_total_time=60 test/fuzz/corpus/conf
  */
 #include <stdint.h>
