@@ -92,19 +92,20 @@ interpret_kv(struct loader *ld, struct raw_sec *s, const struct rg_kv *kv,
 		return;
 	}
 	if (s->kind == SK_DOMAIN && strcmp(kv->key, "domains") == 0) {
-		rg_conf_lerr(ld, kv->line, "[%s] key 'domains': not allowed in a "
-		    "[domain] section (it is the domain itself)", s->label);
+		rg_conf_lerr(ld, kv->line, "[%s] key 'domains': not allowed "
+		    "in a [domain] section (it is the domain itself)",
+		    s->label);
 		return;
 	}
 	if ((k = rg_conf_key_find(s->kind, kv->key)) == NULL) {
-		rg_conf_lerr(ld, kv->line, "[%s] key '%s': unknown key", s->label,
-		    show);
+		rg_conf_lerr(ld, kv->line, "[%s] key '%s': unknown key",
+		    s->label, show);
 		return;
 	}
 	idx = (size_t)(k - rg_conf_keys);
 	if (seen->line[idx] != 0) {
-		rg_conf_lerr(ld, kv->line, "[%s] key '%s': duplicate key (first at "
-		    "line %d)", s->label, show, seen->line[idx]);
+		rg_conf_lerr(ld, kv->line, "[%s] key '%s': duplicate key "
+		    "(first at line %d)", s->label, show, seen->line[idx]);
 		return;
 	}
 	seen->line[idx] = kv->line;
@@ -115,8 +116,8 @@ interpret_kv(struct loader *ld, struct raw_sec *s, const struct rg_kv *kv,
 		    strstr(kv->value, "\t#") != NULL ? " (inline comments "
 		    "start with ';', not '#')" : "";
 
-		rg_conf_lerr(ld, kv->line, "[%s] key '%s': %s%s", s->label, show,
-		    why, hint);
+		rg_conf_lerr(ld, kv->line, "[%s] key '%s': %s%s", s->label,
+		    show, why, hint);
 	}
 }
 
@@ -129,15 +130,15 @@ interpret_backend(struct loader *ld, struct raw_sec *s, struct rg_conf *c)
 	for (size_t i = 0; i < s->n; i++)
 		for (j = 0; j < i; j++)
 			if (strcmp(s->kv[i].key, s->kv[j].key) == 0) {
-				rg_conf_lerr(ld, s->kv[i].line, "[%s] key '%s': "
-				    "duplicate key (first at line %d)",
+				rg_conf_lerr(ld, s->kv[i].line, "[%s] key "
+				    "'%s': duplicate key (first at line %d)",
 				    s->label, s->kv[i].key, s->kv[j].line);
 				break;
 			}
 	if (rg_section_get(&(struct rg_section){ .n = s->n, .kv = s->kv },
 	    "type", NULL) == NULL)
-		rg_conf_lerr(ld, s->line, "[%s]: no 'type' key (sqlite, ldap or "
-		    "callahead)", s->label);
+		rg_conf_lerr(ld, s->line, "[%s]: no 'type' key (sqlite, ldap "
+		    "or callahead)", s->label);
 	/* Move the raw keys: the driver validates them at open. */
 	b->name = s->name;
 	s->name = NULL;
@@ -176,8 +177,8 @@ resolve_backends(struct loader *ld, struct rg_conf *c, struct rg_policy *p,
 			continue;
 		/* line == 0: inherited; reported once at [policy]. */
 		if (line != 0)
-			rg_conf_lerr(ld, line, "[%s] key 'backends': no [backend %s] "
-			    "section", label, p->backends.v[i]);
+			rg_conf_lerr(ld, line, "[%s] key 'backends': no "
+			    "[backend %s] section", label, p->backends.v[i]);
 	}
 	return 0;
 }

@@ -46,7 +46,7 @@ rg_ini_init(struct rg_ini *ini, const char *text)
 	memset(ini, 0, sizeof(*ini));
 	ini->p = text;
 	/* A BOM is part of no line. */
-	if (memcmp(text, "\xef\xbb\xbf", 3) == 0)
+	if (strncmp(text, "\xef\xbb\xbf", 3) == 0)
 		ini->p += 3;
 }
 

@@ -431,6 +431,8 @@ test_errors(void **state)
 		{ "[milter]\nsockt = /x\n", "t.conf:2: [milter] key 'sockt': "
 		    "unknown key" },
 		{ "[milter]\nnoequals\n", "t.conf:2: expected 'key = value'" },
+		/* Half a BOM is text, read without running past its end. */
+		{ "\xef\xbb", "t.conf:1: expected 'key = value'" },
 		{ "socket = /x\n", "t.conf:1: key 'socket': outside of any "
 		    "[section]" },
 		{ "[cache]\nsize = 1\n\nsize = 2\n", "t.conf:4: [cache] key "
@@ -541,7 +543,7 @@ test_errors(void **state)
 		    "redis database" },
 		{ "[harvest]\nexempt = ::1, fe80::1%eth0\n", "key 'exempt': "
 		    "invalid network 'fe80::1%eth0'" },
-		/* No line limit: a long line is read whole, its value judged. */
+		/* No line limit: a long line is read whole; its value fails. */
 		{ longline, "t.conf:2: [policy] key 'domains': invalid domain "
 		    "'aaaa" },
 	};
