@@ -357,9 +357,10 @@ section_header(struct loader *ld, const struct rg_ini_item *it)
 		len = sizeof(buf) - 1;	/* longer is invalid anyway */
 	memcpy(buf, it->name, len);
 	buf[len] = '\0';
+	buf[rskip(buf, buf + len) - buf] = '\0';
+	/* KIND, then NAME after white space: "[ backend  a ]" is fine. */
 	for (kind = buf; isspace((unsigned char)*kind); kind++)
 		;
-	*(char *)rskip(kind, kind + strlen(kind)) = '\0';
 	for (name = kind; *name != '\0' && !isspace((unsigned char)*name);
 	    name++)
 		;
