@@ -54,6 +54,20 @@ rg_section_error(const struct rg_section *sec, const char *key,
 	rg_error_append(err, "%s:%d: %s: %s", sec->file ? sec->file : "-",
 	    line, head, msg);
 }
+
+/* "invalid WHAT 'VALUE' (HINT)" at key; returns -1. */
+static int
+bad_value(const struct rg_section *sec, const char *key, const char *v,
+    const char *what, const char *hint, struct rg_error *err)
+{
+	char	show[VALUE_SHOW];
+
+	rg_conf_show(show, sizeof(show), v);
+	rg_section_error(sec, key, err, "invalid %s '%s' (%s)", what, show,
+	    hint);
+	return -1;
+}
+
 int
 rg_section_string(const struct rg_section *sec, const char *key,
     const char *def, const char **out, struct rg_error *err)
@@ -69,7 +83,6 @@ rg_section_duration(const struct rg_section *sec, const char *key,
     uint64_t def, uint64_t *out, struct rg_error *err)
 {
 	const char	*v = rg_section_get(sec, key, NULL);
-	char		 show[VALUE_SHOW];
 
 	if (v == NULL) {
 		*out = def;
@@ -77,10 +90,8 @@ rg_section_duration(const struct rg_section *sec, const char *key,
 	}
 	if (rg_parse_duration(v, out) == 0)
 		return 0;
-	rg_conf_show(show, sizeof(show), v);
-	rg_section_error(sec, key, err, "invalid duration '%s' (a number "
-	    "with ms, s, m, h or d)", show);
-	return -1;
+	return bad_value(sec, key, v, "duration", "a number with ms, s, m, h "
+	    "or d", err);
 }
 
 int
@@ -88,7 +99,6 @@ rg_section_bool(const struct rg_section *sec, const char *key, bool def,
     bool *out, struct rg_error *err)
 {
 	const char	*v = rg_section_get(sec, key, NULL);
-	char		 show[VALUE_SHOW];
 
 	if (v == NULL) {
 		*out = def;
@@ -96,10 +106,7 @@ rg_section_bool(const struct rg_section *sec, const char *key, bool def,
 	}
 	if (rg_parse_bool(v, out) == 0)
 		return 0;
-	rg_conf_show(show, sizeof(show), v);
-	rg_section_error(sec, key, err, "invalid boolean '%s' (yes or no)",
-	    show);
-	return -1;
+	return bad_value(sec, key, v, "boolean", "yes or no", err);
 }
 
 int
@@ -107,7 +114,7 @@ rg_section_uint(const struct rg_section *sec, const char *key, uint64_t def,
     uint64_t max, uint64_t *out, struct rg_error *err)
 {
 	const char	*v = rg_section_get(sec, key, NULL);
-	char		 show[VALUE_SHOW];
+	char		 range[48];
 
 	if (v == NULL) {
 		*out = def;
@@ -115,10 +122,9 @@ rg_section_uint(const struct rg_section *sec, const char *key, uint64_t def,
 	}
 	if (rg_parse_uint(v, max, out) == 0)
 		return 0;
-	rg_conf_show(show, sizeof(show), v);
-	rg_section_error(sec, key, err, "invalid number '%s' (0 to %llu)",
-	    show, (unsigned long long)max);
-	return -1;
+	(void)snprintf(range, sizeof(range), "0 to %llu",
+	    (unsigned long long)max);
+	return bad_value(sec, key, v, "number", range, err);
 }
 
 int
@@ -131,14 +137,13 @@ rg_section_list(const struct rg_section *sec, const char *key,
 	return -1;
 }
 
-/* Reports every unknown key (one line each), not only the first. */
+/* Reports every unknown key (one line each): one run, all fixes. */
 int
 rg_section_check_keys(const struct rg_section *sec,
     const char *const *allowed, struct rg_error *err)
 {
 	int	rc = 0;
 
-	/* Report every unknown key, not only the first: one run, all fixes. */
 	for (size_t i = 0; i < sec->n; i++) {
 		const char	*k = sec->kv[i].key;
 		bool		 ok = strcmp(k, "type") == 0;
