@@ -56,10 +56,18 @@ bool	rg_netlist_match(const struct rg_netlist *, const struct sockaddr *);
 /*
  * Do addresses a and b (network byte order, 4 or 16 bytes) agree in their
  * first prefix bits? prefix 0 (or less) matches everything; the caller
- * keeps prefix within the address. The one prefix matcher of lib/: use
- * it rather than masking copies. Never blocks, allocates nothing.
+ * keeps prefix within the address. With rg_prefix_mask, the one prefix
+ * matcher of lib/ (conf's networks, harvest's keys and exemptions).
+ * Never blocks, allocates nothing.
  */
 bool	rg_prefix_equal(const uint8_t *a, const uint8_t *b, int prefix);
+
+/*
+ * Clear every bit of addr (len bytes, network byte order) after the
+ * first prefix: 10.1.2.3 with prefix 8 becomes 10.0.0.0. prefix 0 (or
+ * less) clears all, len * 8 (or more) none. Never blocks.
+ */
+void	rg_prefix_mask(uint8_t *addr, size_t len, int prefix);
 
 /* ---- raw sections, for backend drivers ---- */
 

@@ -205,9 +205,8 @@ rg_parse_net(const char *s, struct rg_net *out)
 	    rg_parse_uint(slash, (uint64_t)max, &prefix) == -1))
 		return -1;
 	n.prefix = (int)prefix;
-	/* Mask host bits, so matching is a plain compare. */
-	for (int bit = n.prefix; bit < max; bit++)
-		n.addr[bit / 8] &= (uint8_t)~(0x80u >> (bit % 8));
+	/* Mask host bits, so a network prints as what it matches. */
+	rg_prefix_mask(n.addr, (size_t)max / 8, n.prefix);
 	*out = n;
 	return 0;
 }
@@ -246,6 +245,20 @@ rg_netlist_free(struct rg_netlist *nl)
 	free(nl->v);
 	nl->n = 0;
 	nl->v = NULL;
+}
+
+/* Clear the bits of addr (len bytes) after the first prefix. */
+void
+rg_prefix_mask(uint8_t *addr, size_t len, int prefix)
+{
+	for (size_t i = 0; i < len; i++) {
+		int	bits = prefix - (int)i * 8;
+
+		if (bits <= 0)
+			addr[i] = 0;
+		else if (bits < 8)
+			addr[i] &= (uint8_t)(0xffu << (8 - bits));
+	}
 }
 
 /*

@@ -808,7 +808,7 @@ test_networks(void **state)
 	assert_false(rg_netlist_match(NULL, NULL));
 }
 
-/* rg_prefix_equal: the prefix matcher lib/ shares (conf, harvest). */
+/* rg_prefix_equal, rg_prefix_mask: the prefix matcher lib/ shares. */
 static void
 test_prefix_equal(void **state)
 {
@@ -827,10 +827,32 @@ test_prefix_equal(void **state)
 		{ { 1, 2, 3, 4 }, { 1, 2, 3, 5 }, 31, true },
 	};
 
+	static const struct {
+		uint8_t	 in[4], out[4];
+		int	 prefix;
+	} masks[] = {
+		{ { 10, 1, 2, 3 }, { 10, 0, 0, 0 }, 8 },
+		{ { 10, 1, 2, 3 }, { 0, 0, 0, 0 }, 0 },
+		{ { 10, 1, 2, 3 }, { 0, 0, 0, 0 }, -1 },
+		{ { 10, 1, 2, 3 }, { 10, 1, 2, 3 }, 32 },
+		{ { 10, 1, 2, 3 }, { 10, 1, 2, 3 }, 40 },
+		{ { 192, 168, 1, 200 }, { 192, 168, 1, 128 }, 25 },
+		{ { 255, 255, 255, 255 }, { 255, 254, 0, 0 }, 15 },
+	};
+
 	for (size_t i = 0; i < ARRAY_LEN(cases); i++)
 		if (rg_prefix_equal(cases[i].a, cases[i].b, cases[i].prefix) !=
 		    cases[i].eq)
 			fail_msg("case %zu: want %d", i, cases[i].eq);
+	for (size_t i = 0; i < ARRAY_LEN(masks); i++) {
+		uint8_t	a[4];
+
+		memcpy(a, masks[i].in, 4);
+		rg_prefix_mask(a, 4, masks[i].prefix);
+		if (memcmp(a, masks[i].out, 4) != 0)
+			fail_msg("mask %zu: got %u.%u.%u.%u", i, a[0], a[1],
+			    a[2], a[3]);
+	}
 }
 
 /* ---- [domain] inheritance, in either section order ---- */
