@@ -364,44 +364,36 @@ rg_conf_load_string(const char *text, const char *name, struct rg_error *err)
 }
 
 /*
- * Reads path (a regular file up to 4 MiB, no NUL bytes; blocks on the
- * read) and parses it as rg_conf_load_string does.
+ * The whole of fd (a regular file of at most CONF_FILE_MAX bytes) as a
+ * C string the caller frees, or NULL with the reason in err.
  */
-struct rg_conf *
-rg_conf_load(const char *path, struct rg_error *err)
+static char *
+read_file(int fd, const char *path, struct rg_error *err)
 {
 	struct stat	 st;
-	struct rg_conf	*c = NULL;
-	char		*buf = NULL;
+	char		*buf;
 	size_t		 got = 0;
 	ssize_t		 n;
-	int		 fd, saved;
+	int		 saved;
 
-	rg_error_clear(err);
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
-		saved = errno;
-		rg_error_append(err, "%s: cannot open: %s", path,
-		    strerror(saved));
-		return NULL;
-	}
 	if (fstat(fd, &st) == -1) {
 		saved = errno;
 		rg_error_append(err, "%s: cannot stat: %s", path,
 		    strerror(saved));
-		goto out;
+		return NULL;
 	}
 	if (!S_ISREG(st.st_mode)) {
 		rg_error_append(err, "%s: not a regular file", path);
-		goto out;
+		return NULL;
 	}
 	if ((uint64_t)st.st_size > CONF_FILE_MAX) {
 		rg_error_append(err, "%s: larger than %u bytes", path,
 		    CONF_FILE_MAX);
-		goto out;
+		return NULL;
 	}
 	if ((buf = malloc((size_t)st.st_size + 1)) == NULL) {
 		rg_error_append(err, "%s: out of memory", path);
-		goto out;
+		return NULL;
 	}
 	/* Read what fstat promised, bounded: a growing file is cut there. */
 	while (got < (size_t)st.st_size) {
@@ -412,7 +404,8 @@ rg_conf_load(const char *path, struct rg_error *err)
 			saved = errno;
 			rg_error_append(err, "%s: read: %s", path,
 			    strerror(saved));
-			goto out;
+			free(buf);
+			return NULL;
 		}
 		if (n == 0)
 			break;
@@ -426,10 +419,32 @@ rg_conf_load(const char *path, struct rg_error *err)
 			line += *p == '\n';
 		rg_error_append(err, "%s:%d: NUL byte in the file", path,
 		    line);
-		goto out;
+		free(buf);
+		return NULL;
 	}
-	c = load_text(buf, path, err);
-out:
+	return buf;
+}
+
+/*
+ * Reads path (a regular file up to 4 MiB, no NUL bytes; blocks on the
+ * read) and parses it as rg_conf_load_string does.
+ */
+struct rg_conf *
+rg_conf_load(const char *path, struct rg_error *err)
+{
+	struct rg_conf	*c = NULL;
+	char		*buf;
+	int		 fd, saved;
+
+	rg_error_clear(err);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
+		saved = errno;
+		rg_error_append(err, "%s: cannot open: %s", path,
+		    strerror(saved));
+		return NULL;
+	}
+	if ((buf = read_file(fd, path, err)) != NULL)
+		c = load_text(buf, path, err);
 	free(buf);
 	(void)close(fd);
 	return c;
