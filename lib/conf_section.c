@@ -68,6 +68,7 @@ bad_value(const struct rg_section *sec, const char *key, const char *v,
 	return -1;
 }
 
+/* The value, or def when absent; never fails (see conf.h). */
 int
 rg_section_string(const struct rg_section *sec, const char *key,
     const char *def, const char **out, struct rg_error *err)
@@ -78,6 +79,7 @@ rg_section_string(const struct rg_section *sec, const char *key,
 	return 0;
 }
 
+/* A duration in ms, or def when absent; -1 and err when invalid. */
 int
 rg_section_duration(const struct rg_section *sec, const char *key,
     uint64_t def, uint64_t *out, struct rg_error *err)
@@ -94,6 +96,7 @@ rg_section_duration(const struct rg_section *sec, const char *key,
 	    "or d", err);
 }
 
+/* A boolean, or def when absent; -1 and err when invalid. */
 int
 rg_section_bool(const struct rg_section *sec, const char *key, bool def,
     bool *out, struct rg_error *err)
@@ -109,6 +112,7 @@ rg_section_bool(const struct rg_section *sec, const char *key, bool def,
 	return bad_value(sec, key, v, "boolean", "yes or no", err);
 }
 
+/* A number up to max, or def when absent; -1 and err when invalid. */
 int
 rg_section_uint(const struct rg_section *sec, const char *key, uint64_t def,
     uint64_t max, uint64_t *out, struct rg_error *err)
@@ -127,6 +131,7 @@ rg_section_uint(const struct rg_section *sec, const char *key, uint64_t def,
 	return bad_value(sec, key, v, "number", range, err);
 }
 
+/* A list (empty when absent), freed by the caller; -1 out of memory. */
 int
 rg_section_list(const struct rg_section *sec, const char *key,
     struct rg_list *out, struct rg_error *err)

@@ -152,6 +152,7 @@ fail:
 	return -1;
 }
 
+/* Frees the items; l is then empty and can be freed again. */
 void
 rg_list_free(struct rg_list *l)
 {
@@ -164,6 +165,7 @@ rg_list_free(struct rg_list *l)
 	l->v = NULL;
 }
 
+/* Is s one of the items, ignoring case? NULL l or s: no. */
 bool
 rg_list_contains_ci(const struct rg_list *l, const char *s)
 {
@@ -237,6 +239,7 @@ fail:
 	return -1;
 }
 
+/* Frees the networks; nl is then empty and can be freed again. */
 void
 rg_netlist_free(struct rg_netlist *nl)
 {
