@@ -5,7 +5,7 @@
  * A loaded struct rg_conf is immutable and refcounted: a reload parses a
  * new one, validates it, swaps a pointer and drops the old reference.
  * The loader is declarative: one table of keys (name, type, default,
- * section) read over inih; errors name file, line and key.
+ * section) over our own INI reader; errors name file, line and key.
  * [backend NAME] sections are kept raw (struct rg_section) and validated
  * by the backend driver's open(), through the rg_section_* helpers here.
  */
@@ -52,6 +52,22 @@ bool	rg_list_contains_ci(const struct rg_list *, const char *);
 /* Is the address (struct sockaddr *) inside one of the networks? */
 struct sockaddr;
 bool	rg_netlist_match(const struct rg_netlist *, const struct sockaddr *);
+
+/*
+ * Do addresses a and b (network byte order, 4 or 16 bytes) agree in their
+ * first prefix bits? prefix 0 (or less) matches everything; the caller
+ * keeps prefix within the address. With rg_prefix_mask, the one prefix
+ * matcher of lib/ (conf's networks, harvest's keys and exemptions).
+ * Never blocks, allocates nothing.
+ */
+bool	rg_prefix_equal(const uint8_t *a, const uint8_t *b, int prefix);
+
+/*
+ * Clear every bit of addr (len bytes, network byte order) after the
+ * first prefix: 10.1.2.3 with prefix 8 becomes 10.0.0.0. prefix 0 (or
+ * less) clears all, len * 8 (or more) none. Never blocks.
+ */
+void	rg_prefix_mask(uint8_t *addr, size_t len, int prefix);
 
 /* ---- raw sections, for backend drivers ---- */
 

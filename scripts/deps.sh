@@ -6,7 +6,7 @@ set -eu
 
 PACKAGES=(
 	build-essential cmake pkg-config
-	libmilter-dev libsqlite3-dev sqlite3 libinih-dev libldap-dev libhiredis-dev
+	libmilter-dev libsqlite3-dev sqlite3 libldap-dev libhiredis-dev
 	libcmocka-dev
 	postfix swaks slapd ldap-utils redis-server miltertest python3 python3-aiosmtpd
 	clang valgrind util-linux procps iproute2
@@ -14,7 +14,7 @@ PACKAGES=(
 	m4 libdb5.3 libwrap0 libnsl2
 )
 [ "${1:-}" = "--runtime-only" ] && PACKAGES=(build-essential cmake pkg-config
-	libmilter-dev libsqlite3-dev sqlite3 libinih-dev libldap-dev libhiredis-dev
+	libmilter-dev libsqlite3-dev sqlite3 libldap-dev libhiredis-dev
 	libcmocka-dev postfix swaks)
 
 missing=()

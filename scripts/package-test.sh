@@ -45,7 +45,7 @@ if dpkg-query -W -f='${Status}' rcptgate 2>/dev/null | grep -q installed; then
 fi
 need=()
 for p in debhelper dpkg-dev lintian cmake pkgconf libmilter-dev libsqlite3-dev \
-    libinih-dev libldap-dev libhiredis-dev postfix systemd; do
+    libldap-dev libhiredis-dev postfix systemd; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
 		need+=("$p")
 done

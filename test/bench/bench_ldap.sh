@@ -31,7 +31,7 @@ for f in lib/*.c lib/*/*.c; do
 	esac
 	srcs+=("$f")
 done
-libs=(-lsqlite3 -linih -lldap -llber -lpthread)
+libs=(-lsqlite3 -lldap -llber -lpthread)
 pkg-config --exists hiredis && libs+=($(pkg-config --libs hiredis))
 gcc -std=c11 -D_GNU_SOURCE -DRG_VERSION='"bench"' -O2 -g -Ilib \
     -Ilib/backend -Ilib/harvest "${extra[@]}" \

@@ -65,7 +65,7 @@ for f in "$top"/lib/*.c "$top"/lib/*/*.c; do
 	esac
 	srcs+=("$f")
 done
-libs=(-lsqlite3 -linih -lldap -llber -lpthread)
+libs=(-lsqlite3 -lldap -llber -lpthread)
 pkg-config --exists hiredis && libs+=($(pkg-config --libs hiredis))
 cc=(gcc -std=c11 -D_GNU_SOURCE -DRG_VERSION='"bench"' -O2 -g -I"$top/lib" -I"$top/lib/backend" -I"$top/lib/harvest")
 "${cc[@]}" "${extra[@]}" "${srcs[@]}" "$top/test/bench/bench_sqlite.c" \
