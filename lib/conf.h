@@ -16,6 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "netprefix.h"
 #include "rg_error.h"
 
 #define RG_NAME_MAX	64	/* backend and section names */
@@ -53,21 +54,7 @@ bool	rg_list_contains_ci(const struct rg_list *, const char *);
 struct sockaddr;
 bool	rg_netlist_match(const struct rg_netlist *, const struct sockaddr *);
 
-/*
- * Do addresses a and b (network byte order, 4 or 16 bytes) agree in their
- * first prefix bits? prefix 0 (or less) matches everything; the caller
- * keeps prefix within the address. With rg_prefix_mask, the one prefix
- * matcher of lib/ (conf's networks, harvest's keys and exemptions).
- * Never blocks, allocates nothing.
- */
-bool	rg_prefix_equal(const uint8_t *a, const uint8_t *b, int prefix);
-
-/*
- * Clear every bit of addr (len bytes, network byte order) after the
- * first prefix: 10.1.2.3 with prefix 8 becomes 10.0.0.0. prefix 0 (or
- * less) clears all, len * 8 (or more) none. Never blocks.
- */
-void	rg_prefix_mask(uint8_t *addr, size_t len, int prefix);
+/* rg_prefix_equal and rg_prefix_mask: netprefix.h. */
 
 /* ---- raw sections, for backend drivers ---- */
 

@@ -250,43 +250,6 @@ rg_netlist_free(struct rg_netlist *nl)
 	nl->v = NULL;
 }
 
-/* Clear the bits of addr (len bytes) after the first prefix. */
-void
-rg_prefix_mask(uint8_t *addr, size_t len, int prefix)
-{
-	for (size_t i = 0; i < len; i++) {
-		int	bits = prefix - (int)i * 8;
-
-		if (bits <= 0)
-			addr[i] = 0;
-		else if (bits < 8)
-			addr[i] &= (uint8_t)(0xffu << (8 - bits));
-	}
-}
-
-/*
- * Do a and b agree in their first prefix bits? Both are addresses in
- * network byte order, at least (prefix + 7) / 8 bytes long; prefix 0
- * matches everything. Never blocks.
- */
-bool
-rg_prefix_equal(const uint8_t *a, const uint8_t *b, int prefix)
-{
-	int	full, rest;
-	uint8_t	mask;
-
-	if (prefix <= 0)
-		return true;
-	full = prefix / 8;
-	rest = prefix % 8;
-	if (memcmp(a, b, (size_t)full) != 0)
-		return false;
-	if (rest == 0)
-		return true;
-	mask = (uint8_t)(0xffu << (8 - rest));
-	return (a[full] & mask) == (b[full] & mask);
-}
-
 /*
  * Is the client (AF_INET or AF_INET6) in one of the networks? An
  * IPv4-mapped IPv6 address also matches IPv4 networks. Never blocks.

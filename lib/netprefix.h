@@ -2,7 +2,8 @@
 /*
  * Network prefixes on raw address bytes (4 for IPv4, 16 for IPv6): the
  * one place that clears host bits and compares the leading bits, for the
- * harvest limiter's client prefixes and its exempt networks.
+ * configuration's networks (rg_netlist_match), the harvest limiter's
+ * client prefixes and its exempt networks.
  *
  * Must not: know address families or parse text (conf.c and
  * harvest_store.c do).
