@@ -489,6 +489,8 @@ enum sec_kind {
 	SK_BACKEND,
 	SK_CACHE,
 	SK_HARVEST,
+	SK_CONTROL,
+	SK_METRICS,
 };
 
 enum key_type {
@@ -508,6 +510,7 @@ enum key_type {
 	KT_HACTION,
 	KT_STATE,
 	KT_MODE,
+	KT_OPS,			/* string checked by rg_conf_ops_check */
 };
 
 struct key {
@@ -590,6 +593,13 @@ static const struct key keys[] = {
 	    C(harvest_block_allows_postmaster), "no", 0, 0, NULL },
 	{ "harvest.max_clients", SK_HARVEST, KT_UINT, C(harvest_max_clients),
 	    "100000", 1, 100000000, "1 to 100000000" },
+
+	{ "control.socket", SK_CONTROL, KT_OPS, C(control_socket), "",
+	    0, 0, NULL },
+	{ "control.group", SK_CONTROL, KT_OPS, C(control_group), "",
+	    0, 0, NULL },
+	{ "metrics.listen", SK_METRICS, KT_OPS, C(metrics_listen), "",
+	    0, 0, NULL },
 };
 
 #undef C
@@ -638,6 +648,7 @@ field_free(const struct key *k, void *f)
 	case KT_STRING:
 	case KT_DELIM:
 	case KT_STATE:
+	case KT_OPS:
 		free(*(char **)f);
 		*(char **)f = NULL;
 		break;
@@ -895,6 +906,14 @@ field_set(const struct key *k, void *f, const char *v, char *why,
 	case KT_SOCKET:
 		if (check_socket(v, &s, why, wlen) == -1)
 			return -1;
+		field_free(k, f);
+		*(char **)f = s;
+		return 0;
+	case KT_OPS:
+		if (rg_conf_ops_check(k->full, v, why, wlen) == -1)
+			return -1;
+		if ((s = strdup(v)) == NULL)
+			goto oom;
 		field_free(k, f);
 		*(char **)f = s;
 		return 0;
@@ -1303,12 +1322,16 @@ section_header(struct loader *ld, const char *start, const char *end)
 		k = SK_CACHE;
 	else if (strcmp(kind, "harvest") == 0)
 		k = SK_HARVEST;
+	else if (strcmp(kind, "control") == 0)
+		k = SK_CONTROL;
+	else if (strcmp(kind, "metrics") == 0)
+		k = SK_METRICS;
 	else {
 		char	show[VALUE_SHOW];
 
 		show_value(show, sizeof(show), kind);
 		lerr(ld, ld->line, "[%s]: unknown section (milter, policy, "
-		    "domain NAME, backend NAME, cache or harvest)", show);
+		    "domain NAME, backend NAME, cache, harvest, control or metrics)", show);
 		(void)sec_add(ld, SK_BAD, NULL, "?", ld->line);
 		return;
 	}
