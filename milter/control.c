@@ -102,6 +102,29 @@ iso_time(time_t t, char *buf, size_t len)
 	(void)strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
+/*
+ * The URIs or hosts a backend tries, and the driver's own counters. The
+ * state above is the backend's (its last lookup, over every URI or host
+ * it tried); the drivers keep no per-host state to show yet.
+ */
+static void
+status_targets(FILE *f, struct rg_runtime *rt, struct rg_backend *b)
+{
+	const struct rg_section	*sec = rg_conf_backend(rt->conf, b->name);
+	const char		*t = NULL;
+	char			 buf[512];
+
+	if (sec != NULL && (t = rg_section_get(sec, "uri", NULL)) == NULL &&
+	    (t = rg_section_get(sec, "hosts", NULL)) == NULL)
+		t = rg_section_get(sec, "path", NULL);
+	if (t != NULL)
+		fprintf(f, "  tries: %s\n", t);
+	buf[0] = '\0';
+	rg_backend_stats(b, buf, sizeof(buf));
+	if (buf[0] != '\0')
+		fprintf(f, "  driver: %s\n", buf);
+}
+
 static void
 status_backends(FILE *f, struct rg_runtime *rt, int json)
 {
@@ -130,6 +153,7 @@ status_backends(FILE *f, struct rg_runtime *rt, int json)
 				    (unsigned long long)atomic_load(&s->notfound),
 				    (unsigned long long)atomic_load(&s->failures));
 			fputc('\n', f);
+			status_targets(f, rt, b);
 			continue;
 		}
 		fprintf(f, "%s{\"name\":", i ? "," : "");
