@@ -97,4 +97,19 @@ void	rg_cache_stats(struct rg_cache *, struct rg_cache_stats *);
 /* Count one use of a stale entry (outage mode) in the stats. */
 void	rg_cache_note_stale_used(struct rg_cache *);
 
+/* ---- operator view (rcptgate-ctl; cache.c's end) ---- */
+
+bool	rg_cache_flush(struct rg_cache *, const char *key);
+uint64_t rg_cache_flush_all(struct rg_cache *);
+
+enum rg_cache_view {
+	RG_CACHE_VIEW_NONE = 0,
+	RG_CACHE_VIEW_FOUND,
+	RG_CACHE_VIEW_NOTFOUND,
+	RG_CACHE_VIEW_STALE,
+	RG_CACHE_VIEW_EXPIRED,
+};
+enum rg_cache_view rg_cache_inspect(struct rg_cache *, const char *key,
+	    uint64_t now_ms, char backend[RG_NAME_MAX], uint64_t *age_ms);
+
 #endif

@@ -179,6 +179,11 @@ struct rg_conf {
 	bool		 harvest_block_allows_postmaster;/* default no */
 	uint64_t	 harvest_max_clients;		/* default 100000: counters kept */
 
+	/* [control], [metrics] (conf_ops.c checks them; "" = off) */
+	char		*control_socket;	/* "unix:/run/rcptgate/control.sock" */
+	char		*control_group;		/* "rcptgate-admin"; "" = keep */
+	char		*metrics_listen;	/* "127.0.0.1:9469" */
+
 	int		 refs;		/* see rg_conf_ref; atomic */
 };
 
@@ -216,5 +221,14 @@ const struct rg_section *rg_conf_backend(const struct rg_conf *, const char *nam
  * Used by the man page test.
  */
 const char *const *rg_conf_known_keys(void);
+
+/*
+ * conf_ops.c: check a [control] or [metrics] value (key "control.socket",
+ * "control.group", "metrics.listen"). 0, or -1 with why.
+ */
+int	rg_conf_ops_check(const char *key, const char *v, char *why,
+	    size_t wlen);
+struct sockaddr_storage;
+int	rg_conf_parse_listen(const char *v, struct sockaddr_storage *);
 
 #endif

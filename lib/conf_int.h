@@ -74,6 +74,8 @@ enum sec_kind {
 	SK_BACKEND,
 	SK_CACHE,
 	SK_HARVEST,
+	SK_CONTROL,
+	SK_METRICS,
 };
 
 struct raw_sec {
@@ -135,6 +137,7 @@ enum key_type {
 	KT_HACTION,
 	KT_STATE,
 	KT_MODE,
+	KT_OPS,			/* string checked by rg_conf_ops_check */
 };
 
 struct key {
@@ -148,7 +151,7 @@ struct key {
 	const char	*range;		/* said when out of min..max */
 };
 
-#define NKEYS	30			/* entries of rg_conf_keys[] */
+#define NKEYS	33			/* entries of rg_conf_keys[] */
 
 extern const struct key	rg_conf_keys[];	/* NKEYS of them */
 

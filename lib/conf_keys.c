@@ -92,6 +92,13 @@ const struct key rg_conf_keys[] = {
 	    C(harvest_block_allows_postmaster), "no", 0, 0, NULL },
 	{ "harvest.max_clients", SK_HARVEST, KT_UINT, C(harvest_max_clients),
 	    "100000", 1, 100000000, "1 to 100000000" },
+
+	{ "control.socket", SK_CONTROL, KT_OPS, C(control_socket), "",
+	    0, 0, NULL },
+	{ "control.group", SK_CONTROL, KT_OPS, C(control_group), "",
+	    0, 0, NULL },
+	{ "metrics.listen", SK_METRICS, KT_OPS, C(metrics_listen), "",
+	    0, 0, NULL },
 };
 
 #undef C
@@ -143,6 +150,7 @@ rg_conf_field_free(const struct key *k, void *f)
 	case KT_STRING:
 	case KT_DELIM:
 	case KT_STATE:
+	case KT_OPS:
 		free(*(char **)f);
 		*(char **)f = NULL;
 		break;
@@ -244,16 +252,22 @@ set_socket(const struct key *k, void *f, const char *v, const char *show,
 	return 0;
 }
 
-/* KT_STRING (a user name), KT_DELIM (subaddress) and KT_STATE. */
+/*
+ * KT_STRING (a user name), KT_DELIM (subaddress), KT_STATE and KT_OPS
+ * (the [control] and [metrics] values, checked by conf_ops.c).
+ */
 static int
 set_string(const struct key *k, void *f, const char *v, const char *show,
     char *why, size_t wlen)
 {
+	bool	 free_form = k->type == KT_STATE || k->type == KT_OPS;
 	char	*s;
 
 	if (k->type == KT_STATE && rg_conf_check_state(v, why, wlen) == -1)
 		return -1;
-	for (const char *p = v; k->type != KT_STATE && *p != '\0'; p++) {
+	if (k->type == KT_OPS && rg_conf_ops_check(k->full, v, why, wlen) == -1)
+		return -1;
+	for (const char *p = v; !free_form && *p != '\0'; p++) {
 		unsigned char	c = (unsigned char)*p;
 
 		if (c > ' ' && c != 0x7f && (k->type == KT_STRING || c != '@'))
@@ -461,6 +475,7 @@ rg_conf_field_set(const struct key *k, void *f, const char *v, char *why,
 		[KT_DURATION] = set_duration,	[KT_UINT] = set_uint,
 		[KT_PREFIX] = set_uint,		[KT_HACTION] = set_haction,
 		[KT_STATE] = set_string,	[KT_MODE] = set_mode,
+		[KT_OPS] = set_string,
 	};
 	char	show[VALUE_SHOW];
 

@@ -331,6 +331,7 @@ plain_kind(const char *kind)
 	} plain[] = {
 		{ "milter", SK_MILTER }, { "policy", SK_POLICY },
 		{ "cache", SK_CACHE }, { "harvest", SK_HARVEST },
+		{ "control", SK_CONTROL }, { "metrics", SK_METRICS },
 	};
 
 	for (size_t i = 0; i < sizeof(plain) / sizeof(plain[0]); i++)
@@ -374,7 +375,8 @@ section_header(struct loader *ld, const struct rg_ini_item *it)
 	if ((k = plain_kind(kind)) == SK_BAD) {
 		rg_conf_show(show, sizeof(show), kind);
 		rg_conf_lerr(ld, it->line, "[%s]: unknown section (milter, "
-		    "policy, domain NAME, backend NAME, cache or harvest)",
+		    "policy, domain NAME, backend NAME, cache, harvest, control "
+		    "or metrics)",
 		    show);
 		(void)sec_add(ld, SK_BAD, NULL, "?", it->line);
 	} else if (*name != '\0') {

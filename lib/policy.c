@@ -654,3 +654,17 @@ rg_engine_log_counters(struct rg_engine *e)
 	}
 	rg_runtime_unref(rt);
 }
+
+/* ---- operator access (rcptgate-ctl, metrics; explain.c) ---- */
+
+struct rg_cache *
+rg_engine_cache(struct rg_engine *e)
+{
+	return e->cache;
+}
+
+struct rg_harvest *
+rg_engine_harvest(struct rg_engine *e)
+{
+	return e->harvest;
+}

@@ -154,4 +154,9 @@ struct rg_counters {
 void	rg_engine_counters(struct rg_engine *, struct rg_counters *);
 void	rg_engine_log_counters(struct rg_engine *);
 
+/* The engine's cache and limiter, for the operator views (explain.c,
+ * the control socket, metrics). harvest is NULL with NO_HARVEST. */
+struct rg_cache *rg_engine_cache(struct rg_engine *);
+struct rg_harvest *rg_engine_harvest(struct rg_engine *);
+
 #endif

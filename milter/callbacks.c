@@ -22,6 +22,7 @@
 
 #include "milter.h"
 #include "log.h"
+#include "opstats.h"
 #include "rg_time.h"
 
 struct rg_engine *rg_milter_engine;
@@ -49,6 +50,8 @@ conn_get(SMFICTX *ctx)
 		free(conn);
 		return NULL;
 	}
+	atomic_fetch_add(&rg_opstats_milter_connections, 1);
+	atomic_fetch_add(&rg_opstats_milter_active, 1);
 	return conn;
 }
 
@@ -231,6 +234,7 @@ mlfi_envrcpt(SMFICTX *ctx, char **argv)
 
 	rg_decide(rg_milter_engine, conn->rt, &conn->client, argv[0], false, &v);
 	rg_verdict_log(&conn->client, &v);
+	rg_opstats_decision(rg_action_word(v.action), v.decided_by);
 	if (v.delay_ms > 0) {
 		rg_sleep_ms(v.delay_ms);	/* tarpit; no lock is held */
 		rg_tarpit_done(rg_milter_engine);
@@ -276,6 +280,7 @@ mlfi_close(SMFICTX *ctx)
 	if (conn == NULL)
 		return SMFIS_CONTINUE;
 	smfi_setpriv(ctx, NULL);
+	atomic_fetch_sub(&rg_opstats_milter_active, 1);
 	rg_runtime_unref(conn->rt);
 	free(conn);
 	return SMFIS_CONTINUE;

@@ -25,6 +25,7 @@
 
 #include "log.h"
 #include "milter.h"
+#include "ops.h"
 
 #ifndef RG_DEFAULT_CONF
 #define RG_DEFAULT_CONF "/etc/rcptgate/rcptgate.conf"
@@ -593,8 +594,15 @@ run_daemon(void)
 		return EX_NOUSER;
 	}
 	block_signals();
-	if ((rc = open_listener(sock, change_user, uid, gid, &path)) != 0 ||
-	    (rc = become_daemon(user, change_user, uid, gid)) != 0)
+	if ((rc = open_listener(sock, change_user, uid, gid, &path)) != 0)
+		return rc;
+	/* [control] socket: made as root, for the daemon's user (ops.c) */
+	if (rg_ops_open(daemon_rt->conf, change_user ? uid : (uid_t)-1,
+	    &err) != 0) {
+		fprintf(stderr, "rcptgate: %s\n", err.msg);
+		return EX_UNAVAILABLE;
+	}
+	if ((rc = become_daemon(user, change_user, uid, gid)) != 0)
 		return rc;
 
 	rg_milter_engine = rg_engine_new(daemon_rt, 0, &err);
@@ -607,11 +615,16 @@ run_daemon(void)
 		return EX_OSERR;
 	}
 	pthread_detach(tid);
+	if (rg_ops_start(rg_milter_engine, opt.conf_path, sock, &err) != 0) {
+		rg_err("cannot start: %s", err.msg);
+		return EX_UNAVAILABLE;
+	}
 	rg_info("rcptgate %s listening on %s", RG_VERSION, sock);
 
 	rc = smfi_main();
 	rg_info("stopping (%s)",
 	    rc == MI_SUCCESS ? "signal" : "libmilter error");
+	rg_ops_stop(daemon_rt->conf);
 	if (opt.pidfile != NULL)
 		unlink(opt.pidfile);
 	if (path != NULL)

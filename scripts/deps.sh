@@ -10,12 +10,14 @@ PACKAGES=(
 	libcmocka-dev
 	postfix swaks slapd ldap-utils redis-server miltertest python3 python3-aiosmtpd
 	clang valgrind util-linux procps iproute2
+	# issue 14: the metrics endpoint, t_fail2ban.sh, promtool for t_metrics.sh
+	libmicrohttpd-dev fail2ban prometheus curl
 	# t_sendmail.sh: m4 for the .cf, libraries of the unpacked sendmail
 	m4 libdb5.3 libwrap0 libnsl2
 )
 [ "${1:-}" = "--runtime-only" ] && PACKAGES=(build-essential cmake pkg-config
 	libmilter-dev libsqlite3-dev sqlite3 libldap-dev libhiredis-dev
-	libcmocka-dev postfix swaks)
+	libmicrohttpd-dev libcmocka-dev postfix swaks)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -119,6 +119,14 @@ check "state dir rcptgate:rcptgate 0750" \
 check "man pages installed" test -f /usr/share/man/man5/rcptgate.conf.5.gz -a \
 	-f /usr/share/man/man8/rcptgate.8.gz -a -f /usr/share/man/man8/rcptgate-table.8.gz
 check "unit installed" test -f /lib/systemd/system/rcptgate.service
+check "rcptgate-ctl installed" test -x /usr/bin/rcptgate-ctl -a \
+	-f /usr/share/man/man8/rcptgate-ctl.8.gz
+check "group rcptgate-admin exists" getent group rcptgate-admin
+check "fail2ban filter and jail installed" test -f /etc/fail2ban/filter.d/rcptgate.conf \
+	-a -f /etc/fail2ban/jail.d/rcptgate.conf
+check "packaged config: [control] on, [metrics] commented out" bash -c \
+	"grep -qx 'socket = unix:/run/rcptgate/control.sock' /etc/rcptgate/rcptgate.conf &&
+	 grep -qx ';listen = 127.0.0.1:9469' /etc/rcptgate/rcptgate.conf"
 check "unit enabled" test -L /etc/systemd/system/multi-user.target.wants/rcptgate.service
 if getent passwd postfix >/dev/null; then
 	check "postfix joined group rcptgate" bash -c "id -nG postfix | grep -qw rcptgate"
@@ -126,8 +134,8 @@ fi
 
 # As the unit does: the tmpfiles entry, then ExecStartPre as rcptgate.
 systemd-tmpfiles --create /usr/lib/tmpfiles.d/rcptgate.conf
-check "tmpfiles: /run/rcptgate rcptgate:rcptgate 0750" \
-	test "$(stat -c '%U:%G %a' /run/rcptgate)" = "rcptgate:rcptgate 750"
+check "tmpfiles: /run/rcptgate rcptgate:rcptgate 0751" \
+	test "$(stat -c '%U:%G %a' /run/rcptgate)" = "rcptgate:rcptgate 751"
 as_rcptgate=(setpriv --reuid=rcptgate --regid=rcptgate --init-groups)
 "${as_rcptgate[@]}" /usr/sbin/rcptgate -n >"$out/check.log" 2>&1
 rc=$?

@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "backend.h"
+#include "backend_stats.h"
 #include "log.h"
 #include "rg_time.h"
 
@@ -268,15 +269,21 @@ rg_backend_lookup(struct rg_backend *b, const struct rg_query *q,
     struct rg_error *err)
 {
 	enum rg_result	r;
+	uint64_t	t0 = rg_bstat_now_us();
 
-	if (b->surrogate_reason != NULL)
-		return surrogate_lookup(b, q, err);
+	if (b->surrogate_reason != NULL) {
+		r = surrogate_lookup(b, q, err);
+		rg_bstat_note(b->name, b->ops->type, r, rg_bstat_now_us() - t0);
+		return r;
+	}
 	if (q->deadline_ms != 0 && rg_now_ms() >= q->deadline_ms) {
 		rg_error_set(err, "backend %s: deadline passed before lookup",
 		    b->name);
 		return RG_TEMPFAIL;
 	}
 	r = b->ops->lookup(b, q, err);
+	/* counters for metrics and `rcptgate-ctl status` (backend_stats.c) */
+	rg_bstat_note(b->name, b->ops->type, r, rg_bstat_now_us() - t0);
 	if (r == RG_TEMPFAIL || r == RG_CONFIG)
 		fail_warn(b, q, r, err);
 	return r;

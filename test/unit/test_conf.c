@@ -1093,6 +1093,7 @@ test_known_keys(void **state)
 		"harvest.tarpit_max", "harvest.tarpit_sessions",
 		"harvest.exempt", "harvest.block_allows_postmaster",
 		"harvest.max_clients",
+		"control.socket", "control.group", "metrics.listen",
 	};
 	const char *const	*k = rg_conf_known_keys();
 	size_t			 n = 0;

@@ -153,7 +153,7 @@ read_manpage(struct doc *d)
 }
 
 static const char *const core_sections[] = {
-	"milter", "policy", "cache", "harvest"
+	"milter", "policy", "cache", "harvest", "control", "metrics"
 };
 
 static bool
