@@ -144,10 +144,11 @@ slot_free(struct rg_pool *p)
  * unlocked. Caller holds the lock. NULL: none expired.
  */
 static void *
-expired(struct rg_pool *p, uint64_t now)
+expired(struct rg_pool *p)
 {
+	/* idle_ms first: the drivers that never reap skip the clock */
 	if (p->idle_ms == 0 || p->tail == NULL ||
-	    now - p->tail->since_ms < p->idle_ms)
+	    rg_now_ms() - p->tail->since_ms < p->idle_ms)
 		return NULL;
 	/* The slot stays counted until close() is done (slot_free). */
 	return idle_take(p, p->tail);
@@ -206,7 +207,7 @@ rg_pool_acquire(struct rg_pool *p, uint64_t deadline_ms, void **conn,
 		*reused = false;
 	pthread_mutex_lock(&p->lock);
 	for (;;) {
-		if ((old = expired(p, rg_now_ms())) != NULL) {
+		if ((old = expired(p)) != NULL) {
 			pthread_mutex_unlock(&p->lock);
 			close_slot(p, old, true);
 			pthread_mutex_lock(&p->lock);
@@ -292,7 +293,7 @@ rg_pool_reap(struct rg_pool *p)
 	void	*old;
 
 	pthread_mutex_lock(&p->lock);
-	while ((old = expired(p, rg_now_ms())) != NULL) {
+	while ((old = expired(p)) != NULL) {
 		pthread_mutex_unlock(&p->lock);
 		close_slot(p, old, true);
 		n++;
