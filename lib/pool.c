@@ -46,6 +46,7 @@ struct rg_pool {
 	struct node		*head, *tail;
 	struct node		*spare;		/* linked by next */
 	size_t			 size, nidle, peak;
+	size_t			 nwaiting;	/* callers in wait_until() */
 	uint64_t		 opens, reuses, waits, timeouts;
 };
 
@@ -55,6 +56,7 @@ rg_pool_new(const struct rg_pool_hooks *hooks, void *ctx, size_t max,
 {
 	struct rg_pool		*p;
 	pthread_condattr_t	 ca;
+	pthread_mutexattr_t	 ma;
 	size_t			 i;
 
 	if (max == 0 || hooks->open == NULL || hooks->close == NULL) {
@@ -92,7 +94,16 @@ rg_pool_new(const struct rg_pool_hooks *hooks, void *ctx, size_t max,
 		return NULL;
 	}
 	pthread_condattr_destroy(&ca);
-	pthread_mutex_init(&p->lock, NULL);
+	/*
+	 * Adaptive: the lock is held for a few instructions, but SQLite
+	 * lookups take and give it back every few microseconds from
+	 * every thread; a contended default mutex would sleep in the
+	 * kernel (futex) where a short spin would do.
+	 */
+	pthread_mutexattr_init(&ma);
+	pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_ADAPTIVE_NP);
+	pthread_mutex_init(&p->lock, &ma);
+	pthread_mutexattr_destroy(&ma);
 	return p;
 }
 
@@ -131,12 +142,20 @@ rg_pool_free(struct rg_pool *p)
 	free(p);
 }
 
+/* Wake one waiter, if any; caller holds the lock. */
+static void
+wake(struct rg_pool *p)
+{
+	if (p->nwaiting > 0)
+		pthread_cond_signal(&p->freed);
+}
+
 /* Give a slot back (after its close()); caller holds the lock. */
 static void
 slot_free(struct rg_pool *p)
 {
 	p->size--;
-	pthread_cond_signal(&p->freed);
+	wake(p);
 }
 
 /*
@@ -159,12 +178,16 @@ static int
 wait_until(struct rg_pool *p, uint64_t deadline_ms)
 {
 	struct timespec	ts;
+	int		rc;
 
 	if (rg_ms_left(deadline_ms) == 0)
 		return ETIMEDOUT;
 	ts.tv_sec = (time_t)(deadline_ms / 1000);
 	ts.tv_nsec = (long)(deadline_ms % 1000) * 1000000;
-	return pthread_cond_timedwait(&p->freed, &p->lock, &ts);
+	p->nwaiting++;
+	rc = pthread_cond_timedwait(&p->freed, &p->lock, &ts);
+	p->nwaiting--;
+	return rc;
 }
 
 /* Close conn (unlocked) and give its slot back. */
@@ -199,6 +222,28 @@ enum rg_pool_status
 rg_pool_acquire(struct rg_pool *p, uint64_t deadline_ms, void **conn,
     bool *reused, struct rg_error *err)
 {
+	return rg_pool_acquire_prefer(p, NULL, deadline_ms, conn, reused,
+	    err);
+}
+
+/* The idle node holding prefer, else the most recently used one;
+ * caller holds the lock and has checked the list is not empty. */
+static struct node *
+idle_pick(struct rg_pool *p, const void *prefer)
+{
+	struct node	*n;
+
+	if (prefer != NULL)
+		for (n = p->head; n != NULL; n = n->next)
+			if (n->conn == prefer)
+				return n;
+	return p->head;
+}
+
+enum rg_pool_status
+rg_pool_acquire_prefer(struct rg_pool *p, const void *prefer,
+    uint64_t deadline_ms, void **conn, bool *reused, struct rg_error *err)
+{
 	void	*c, *old;
 	bool	 waited = false;
 
@@ -214,7 +259,7 @@ rg_pool_acquire(struct rg_pool *p, uint64_t deadline_ms, void **conn,
 			continue;
 		}
 		if (p->head != NULL) {
-			c = idle_take(p, p->head);
+			c = idle_take(p, idle_pick(p, prefer));
 			p->reuses++;
 			pthread_mutex_unlock(&p->lock);
 			if (p->hooks.healthy != NULL &&
@@ -272,7 +317,7 @@ rg_pool_release(struct rg_pool *p, void *conn, enum rg_pool_return how)
 		p->tail = n;
 	p->head = n;
 	p->nidle++;
-	pthread_cond_signal(&p->freed);
+	wake(p);
 	pthread_mutex_unlock(&p->lock);
 }
 

@@ -411,13 +411,17 @@ sq_lookup(struct rg_backend *b, const struct rg_query *q,
 		saved = c->st_errno;
 	} else
 		saved = stat(sq->path, &st) == -1 ? errno : 0;
-	if (rg_pool_acquire(sq->pool, q->deadline_ms != 0 ? q->deadline_ms :
-	    rg_now_ms() + left, &v, NULL, err) != RG_POOL_OK) {
+	/* The connection this thread used last: its page cache is hot on
+	 * this core. */
+	if (rg_pool_acquire_prefer(sq->pool, c->last, q->deadline_ms != 0 ?
+	    q->deadline_ms : rg_now_ms() + left, &v, NULL, err) !=
+	    RG_POOL_OK) {
 		rg_error_set(err, "sqlite %s: deadline passed waiting for a "
 		    "connection", sq->path);
 		goto fail;
 	}
 	d = v;
+	c->last = d;
 	r = db_lookup(d, q, &st, saved, left, err);
 	rg_pool_release(sq->pool, d, RG_POOL_KEEP);
 	if (r == RG_TEMPFAIL)

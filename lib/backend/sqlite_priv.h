@@ -67,6 +67,8 @@ struct sq_db {
 /* One thread's state for one instance: generation()'s file and stat. */
 struct sq_conn {
 	struct sq	*owner;		/* valid while !dead */
+	const void	*last;		/* pool connection last used (compared
+					 * only: rg_pool_acquire_prefer) */
 	int		 gen_fd;	/* generation(): the path's file, or -1 */
 	dev_t		 gen_dev;	/* what gen_fd has open */
 	ino_t		 gen_ino;

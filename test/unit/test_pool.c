@@ -2,7 +2,8 @@
 /*
  * rg_pool (lib/pool.c): bounded acquisition, deadline expiry, open
  * failure, broken connections rebuilt (health hook and rg_pool_rebuild),
- * idle reaping, and a waiter woken by a release. The concurrent storm
+ * idle reaping, a preferred connection, and a waiter woken by a
+ * release. The concurrent storm
  * is test_pool_storm.c (run under TSan too).
  */
 #include <pthread.h>
@@ -258,6 +259,34 @@ test_reap(void **state)
 	rg_pool_free(p);
 }
 
+/* A preferred idle connection is handed out over the most recent one;
+ * a preference that is not idle falls back to it. */
+static void
+test_prefer(void **state)
+{
+	struct fake	 f = { 0 };
+	struct rg_pool	*p = mk(&f, 3, 0);
+	struct rg_error	 err;
+	void		*a, *b, *c;
+	int		 other;
+
+	(void)state;
+	assert_int_equal(rg_pool_acquire(p, 0, &a, NULL, &err), RG_POOL_OK);
+	assert_int_equal(rg_pool_acquire(p, 0, &b, NULL, &err), RG_POOL_OK);
+	rg_pool_release(p, a, RG_POOL_KEEP);
+	rg_pool_release(p, b, RG_POOL_KEEP);	/* b is the most recent */
+	assert_int_equal(rg_pool_acquire_prefer(p, a, 0, &c, NULL, &err),
+	    RG_POOL_OK);
+	assert_ptr_equal(c, a);
+	rg_pool_release(p, c, RG_POOL_KEEP);
+	assert_int_equal(rg_pool_acquire_prefer(p, &other, 0, &c, NULL,
+	    &err), RG_POOL_OK);
+	assert_ptr_equal(c, a);		/* not there: the most recent */
+	rg_pool_release(p, c, RG_POOL_KEEP);
+	rg_pool_free(p);
+	assert_int_equal(f.opened, 2);
+}
+
 struct holder {
 	struct rg_pool	*p;
 	void		*c;
@@ -307,6 +336,7 @@ main(void)
 		cmocka_unit_test(test_release_modes),
 		cmocka_unit_test(test_rebuild),
 		cmocka_unit_test(test_reap),
+		cmocka_unit_test(test_prefer),
 		cmocka_unit_test(test_wait_woken),
 	};
 
