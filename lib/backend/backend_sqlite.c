@@ -8,23 +8,14 @@
  * RG_NOTFOUND: the caller must not reject on a failure. It does not cache.
  *
  * Locking: no lock shared by all lookups. Lookups run on a small pool
- * of SQLite connections (SQLITE_OPEN_NOMUTEX, so SQLite takes no mutex
- * of its own), each under its own mutex: a thread tries the pool slot
- * it was given first, then any free one, and only waits (until its
- * deadline) when every connection is busy; a lookup holds one for a few
- * microseconds. A pool, not a connection per milter thread, so that the
- * page caches stay few and large (the b-tree's interior pages stay hot)
- * however many SMTP sessions are open.
- *
- * Per thread there is only generation()'s state: a descriptor on the
- * file and the last stat(), found through one process-wide pthread key
- * whose value is the head of the thread's list (one entry a backend
- * instance). conns_lock is taken only when a thread makes an entry,
- * when a thread exits and when an instance is closed. One process-wide
- * key rather than one per instance because a pthread_key_delete() does
- * not wait for a destructor already running on an exiting thread. close()
- * only marks another thread's entry dead; the memory always belongs to,
- * and is freed by, the thread that made it.
+ * of SQLite connections (pool.c; SQLITE_OPEN_NOMUTEX, so SQLite takes no
+ * mutex of its own), each used by one thread at a time: a thread takes
+ * an idle one, or waits (until its deadline) when every connection is
+ * busy; a lookup holds one for a few microseconds. A pool, not a
+ * connection per milter thread, so that the page caches stay few and
+ * large (the b-tree's interior pages stay hot) however many SMTP
+ * sessions are open. Per-thread state and the file's change detection
+ * are sqlite_file.c's (its locking is described there).
  *
  * A replaced table (rcptgate-table replace renames a new file over the
  * old) is noticed by a stat() before each lookup: when (st_dev, st_ino)
@@ -59,115 +50,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <pthread.h>
-#include <stdatomic.h>
-#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
-#include <sqlite3.h>
-
-#include "backend.h"
-#include "table.h"
 #include "log.h"
 #include "rg_time.h"
-
-#define SQ_DEFAULT_PATH		"/var/lib/rcptgate/recipients.db"
-#define SQ_DEFAULT_QUERY \
-	"SELECT 1 FROM recipients WHERE address = :address LIMIT 1"
-/* Busy timeout for open-time checks and lookups without a deadline. */
-#define SQ_DEFAULT_BUSY_MS	2000
-/* VM steps between two deadline checks of the progress handler. */
-#define SQ_PROGRESS_STEPS	200
-/* Page cache per pooled connection, KiB (negative: SQLite's unit is
- * KiB): the b-tree's interior pages of a 1,000,000-row table and then
- * some leaves. */
-#define SQ_CACHE_KIB		"-2048"
-/* Bounds of the connection pool (pool_size()). */
-#define SQ_POOL_MIN		4
-#define SQ_POOL_MAX		32
-/* Lookups that may reuse the stat() of the generation() before them. */
-#define SQ_STAT_REUSE		3
-/* A marked file unmodified this long may be read with immutable=1. */
-#define SQ_QUIET_MS		2000
-
-struct sq;
-
-/* One pooled SQLite connection to an instance's file. */
-struct sq_db {
-	pthread_mutex_t	 lock;		/* held for a whole lookup */
-	struct sq	*owner;
-	sqlite3		*db;		/* NULL: not open (yet, or failed) */
-	sqlite3_stmt	*stmt;
-	int		 i_address;	/* bind indices, 0 if unused */
-	int		 i_local;
-	int		 i_domain;
-	dev_t		 dev;		/* the file db was opened on */
-	ino_t		 ino;
-	off_t		 size;		/* ... its size, mtime, ctime then */
-	struct timespec	 mtim;
-	struct timespec	 ctim;
-	bool		 immutable;	/* opened with immutable=1 */
-	bool		 upgrade;	/* reopen immutable once quiet */
-	uint64_t	 deadline_ms;	/* of the running lookup; 0 = none */
-	sqlite3_stmt	*any;		/* "is there a row at all?" */
-	int		 empty;		/* its answer: 1, 0, -1 unknown */
-	off_t		 empty_size;	/* ... for the file at this size, */
-	struct timespec	 empty_mtim;	/* mtime and ctime */
-	struct timespec	 empty_ctim;
-};
-
-/* One thread's state for one instance: generation()'s file and stat. */
-struct sq_conn {
-	struct sq	*owner;		/* valid while !dead */
-	unsigned	 slot;		/* the pool connection tried first */
-	int		 gen_fd;	/* generation(): the path's file, or -1 */
-	dev_t		 gen_dev;	/* what gen_fd has open */
-	ino_t		 gen_ino;
-	uint64_t	 st_ms;		/* generation()'s stat: when (0 = none) */
-	unsigned	 st_uses;	/* lookups that reused it */
-	int		 st_errno;	/* its errno, 0 if it succeeded */
-	struct stat	 st;
-	atomic_int	 dead;		/* owner closed; thread frees */
-	struct sq_conn	*tnext;		/* the owning thread's list */
-	struct sq_conn	*iprev;		/* owner->conns, under conns_lock */
-	struct sq_conn	*inext;
-};
-
-struct sq {
-	char		*path;
-	char		*walpath;	/* path + "-wal", for generation() */
-	char		*journalpath;	/* path + "-journal" */
-	char		*uri;		/* path as an immutable=1 URI */
-	char		*query;
-	bool		 custom;	/* query came from the config */
-	struct sq_conn	*conns;		/* every thread's, under conns_lock */
-	struct sq_db	*pool;		/* npool connections */
-	unsigned	 npool;
-	atomic_uint	 next_slot;	/* spreads threads over the pool */
-	atomic_uint_fast64_t lookups;
-	atomic_uint_fast64_t found;
-	atomic_uint_fast64_t notfound;
-	atomic_uint_fast64_t errors;
-	atomic_uint_fast64_t opens;
-	atomic_uint_fast64_t immutable_opens;
-	atomic_uint_fast64_t rechecks;	/* "no row"s looked up again */
-	atomic_uint_fast64_t empty_ms;	/* last "empty table" warning */
-};
-
-/*
- * Guards every instance's conns list, the iprev/inext links and the
- * transition of a connection to dead. Never taken by a lookup that
- * already has its connection.
- */
-static pthread_mutex_t	conns_lock = PTHREAD_MUTEX_INITIALIZER;
-
-static pthread_key_t	conns_key;
-static pthread_once_t	conns_key_once = PTHREAD_ONCE_INIT;
-static int		conns_key_error;
+#include "sqlite_priv.h"
 
 static const char *const sq_keys[] = { "path", "query", NULL };
 
@@ -186,108 +76,36 @@ db_close(struct sq_db *d)
 	d->db = NULL;
 }
 
-static void
-conn_close_gen(struct sq_conn *c)
+/* The pool's hooks: a connection is made unopened; db_lookup() opens
+ * it on the file it stats (and reopens it when the file changes). */
+static void *
+pool_open(void *ctx, uint64_t deadline_ms, struct rg_error *err)
 {
-	if (c->gen_fd >= 0)
-		close(c->gen_fd);
-	c->gen_fd = -1;
-	c->st_ms = 0;
-}
+	struct sq_db	*d;
 
-/* Thread exit: close and free this thread's connections. */
-static void
-conns_destroy(void *v)
-{
-	struct sq_conn	*c, *next;
-
-	pthread_mutex_lock(&conns_lock);
-	for (c = v; c != NULL; c = c->tnext) {
-		if (atomic_load(&c->dead))
-			continue;
-		if (c->iprev != NULL)
-			c->iprev->inext = c->inext;
-		else
-			c->owner->conns = c->inext;
-		if (c->inext != NULL)
-			c->inext->iprev = c->iprev;
-		atomic_store(&c->dead, 1);
+	(void)deadline_ms;
+	if ((d = calloc(1, sizeof(*d))) == NULL) {
+		rg_error_set(err, "out of memory");
+		return NULL;
 	}
-	pthread_mutex_unlock(&conns_lock);
-	/* Now nobody else can reach them. */
-	for (c = v; c != NULL; c = next) {
-		next = c->tnext;
-		conn_close_gen(c);
-		free(c);
-	}
+	d->owner = ctx;
+	d->empty = -1;
+	return d;
 }
 
 static void
-conns_key_init(void)
+pool_close(void *ctx, void *conn, bool graceful)
 {
-	conns_key_error = pthread_key_create(&conns_key, conns_destroy);
+	(void)ctx;
+	(void)graceful;
+	db_close(conn);
+	free(conn);
 }
 
-/* Free this thread's dead connections; returns the list head. */
-static struct sq_conn *
-conns_prune(void)
-{
-	struct sq_conn	*head, **pp, *c;
-	bool		 changed = false;
-
-	head = pthread_getspecific(conns_key);
-	for (pp = &head; (c = *pp) != NULL;) {
-		if (atomic_load(&c->dead)) {
-			*pp = c->tnext;
-			conn_close_gen(c);	/* only this thread uses it */
-			free(c);	/* close() already closed its db */
-			changed = true;
-		} else
-			pp = &c->tnext;
-	}
-	if (changed)
-		pthread_setspecific(conns_key, head);
-	return head;
-}
-
-/* This thread's connection to sq, made (not opened) if new; NULL: ENOMEM. */
-static struct sq_conn *
-conn_get(struct sq *sq, struct rg_error *err)
-{
-	struct sq_conn	*head, *c;
-
-	if (pthread_once(&conns_key_once, conns_key_init) != 0 ||
-	    conns_key_error != 0) {
-		rg_error_set(err, "sqlite %s: pthread_key_create failed",
-		    sq->path);
-		return NULL;
-	}
-	head = conns_prune();
-	for (c = head; c != NULL; c = c->tnext)
-		if (c->owner == sq)
-			return c;
-	if ((c = calloc(1, sizeof(*c))) == NULL) {
-		rg_error_set(err, "sqlite %s: out of memory", sq->path);
-		return NULL;
-	}
-	c->owner = sq;
-	c->slot = atomic_fetch_add(&sq->next_slot, 1) % sq->npool;
-	c->gen_fd = -1;
-	c->tnext = head;
-	if (pthread_setspecific(conns_key, c) != 0) {
-		free(c);
-		rg_error_set(err, "sqlite %s: pthread_setspecific failed",
-		    sq->path);
-		return NULL;
-	}
-	pthread_mutex_lock(&conns_lock);
-	c->inext = sq->conns;
-	if (sq->conns != NULL)
-		sq->conns->iprev = c;
-	sq->conns = c;
-	pthread_mutex_unlock(&conns_lock);
-	return c;
-}
+static const struct rg_pool_hooks pool_hooks = {
+	.open = pool_open,
+	.close = pool_close,
+};
 
 /* Progress handler: interrupt a statement that runs past the deadline. */
 static int
@@ -333,61 +151,6 @@ stmt_validate(sqlite3_stmt *stmt, const char **why, const char **bad)
 	return 0;
 }
 
-/* Has the file been left alone for SQ_QUIET_MS? */
-static bool
-quiet(const struct stat *st)
-{
-	uint64_t	mtime_ms;
-
-	mtime_ms = (uint64_t)st->st_mtim.tv_sec * 1000 +
-	    (uint64_t)st->st_mtim.tv_nsec / 1000000;
-	return rg_wall_ms() >= mtime_ms + SQ_QUIET_MS;
-}
-
-/*
- * Does the file that *st describes carry rcptgate-table's mark, in
- * rollback-journal mode, with no -journal beside it? Reads its header
- * through a descriptor checked to be that same inode.
- */
-static bool
-marked_clean(const struct sq *sq, const struct stat *st)
-{
-	unsigned char	 h[100];
-	struct stat	 fst;
-	uint32_t	 id;
-	bool		 ok = false;
-	int		 fd;
-
-	if ((fd = open(sq->path, O_RDONLY | O_CLOEXEC)) == -1)
-		return false;
-	if (fstat(fd, &fst) == 0 && fst.st_dev == st->st_dev &&
-	    fst.st_ino == st->st_ino &&
-	    pread(fd, h, sizeof(h), 0) == (ssize_t)sizeof(h) &&
-	    memcmp(h, "SQLite format 3", 16) == 0 && h[18] == 1 &&
-	    h[19] == 1) {
-		id = (uint32_t)h[68] << 24 | (uint32_t)h[69] << 16 |
-		    (uint32_t)h[70] << 8 | h[71];
-		ok = id == RG_TABLE_APPLICATION_ID;
-	}
-	close(fd);
-	return ok && access(sq->journalpath, F_OK) == -1 && errno == ENOENT;
-}
-
-/* Must c be reopened before it reads the file *st describes? */
-static bool
-db_stale(const struct sq_db *d, const struct stat *st)
-{
-	if (st->st_dev != d->dev || st->st_ino != d->ino)
-		return true;	/* replaced: read the new file */
-	if (d->immutable)	/* written in place after all */
-		return st->st_size != d->size ||
-		    st->st_mtim.tv_sec != d->mtim.tv_sec ||
-		    st->st_mtim.tv_nsec != d->mtim.tv_nsec ||
-		    st->st_ctim.tv_sec != d->ctim.tv_sec ||
-		    st->st_ctim.tv_nsec != d->ctim.tv_nsec;
-	return d->upgrade && quiet(st);
-}
-
 /*
  * Open c on the file whose stat (taken before the open, so a replace in
  * between only causes one extra reopen) is *st. RG_FOUND on success,
@@ -404,8 +167,8 @@ db_open(struct sq_db *d, const struct stat *st, uint64_t busy_ms,
 
 	db_close(d);
 	atomic_fetch_add(&sq->opens, 1);
-	marked = marked_clean(sq, st);
-	d->immutable = marked && quiet(st);
+	marked = rg_sq_marked_clean(sq, st);
+	d->immutable = marked && rg_sq_quiet(st);
 	d->upgrade = marked && !d->immutable;
 	if (d->immutable)
 		atomic_fetch_add(&sq->immutable_opens, 1);
@@ -515,33 +278,6 @@ db_step(struct sq_db *d, const struct rg_query *q, uint64_t left,
 	return r;
 }
 
-/*
- * A pool connection, locked: the thread's own slot if free, else any
- * free one, else wait for the thread's own until the deadline. NULL: the
- * deadline passed.
- */
-static struct sq_db *
-pool_acquire(struct sq *sq, unsigned slot, uint64_t left_ms)
-{
-	struct sq_db	*d;
-	struct timespec	 ts;
-	unsigned	 i;
-
-	for (i = 0; i < sq->npool; i++) {
-		d = &sq->pool[(slot + i) % sq->npool];
-		if (pthread_mutex_trylock(&d->lock) == 0)
-			return d;
-	}
-	d = &sq->pool[slot];
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += (time_t)(left_ms / 1000);
-	ts.tv_nsec += (long)(left_ms % 1000) * 1000000;
-	if (ts.tv_nsec >= 1000000000) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000;
-	}
-	return pthread_mutex_timedlock(&d->lock, &ts) == 0 ? d : NULL;
-}
 
 /*
  * Does the default table hold no row at all? Asked only after a "no
@@ -614,7 +350,7 @@ db_lookup(struct sq_db *d, const struct rg_query *q, struct stat *st,
 			db_close(d);
 			return RG_TEMPFAIL;
 		}
-		if (d->db != NULL && db_stale(d, st))
+		if (d->db != NULL && rg_sq_db_stale(d, st))
 			db_close(d);
 		if (d->db == NULL && (r = db_open(d, st, left, err)) !=
 		    RG_FOUND)
@@ -632,7 +368,7 @@ db_lookup(struct sq_db *d, const struct rg_query *q, struct stat *st,
 			return r;
 		/* Believe "no row" only from a file nobody wrote meanwhile. */
 		saved = stat(sq->path, st) == -1 ? errno : 0;
-		if (saved == 0 && !db_stale(d, st))
+		if (saved == 0 && !rg_sq_db_stale(d, st))
 			return r;
 		atomic_fetch_add(&sq->rechecks, 1);
 		left = q->deadline_ms != 0 ? rg_ms_left(q->deadline_ms) :
@@ -656,9 +392,10 @@ sq_lookup(struct rg_backend *b, const struct rg_query *q,
 	enum rg_result	 r;
 	uint64_t	 left;
 	int		 saved;
+	void		*v;
 
 	atomic_fetch_add(&sq->lookups, 1);
-	if ((c = conn_get(sq, err)) == NULL)
+	if ((c = rg_sq_conn_get(sq, err)) == NULL)
 		goto fail;
 	left = q->deadline_ms != 0 ? rg_ms_left(q->deadline_ms) :
 	    SQ_DEFAULT_BUSY_MS;
@@ -674,13 +411,19 @@ sq_lookup(struct rg_backend *b, const struct rg_query *q,
 		saved = c->st_errno;
 	} else
 		saved = stat(sq->path, &st) == -1 ? errno : 0;
-	if ((d = pool_acquire(sq, c->slot, left)) == NULL) {
+	/* The connection this thread used last: its page cache is hot on
+	 * this core. */
+	if (rg_pool_acquire_prefer(sq->pool, c->last, q->deadline_ms != 0 ?
+	    q->deadline_ms : rg_now_ms() + left, &v, NULL, err) !=
+	    RG_POOL_OK) {
 		rg_error_set(err, "sqlite %s: deadline passed waiting for a "
 		    "connection", sq->path);
 		goto fail;
 	}
+	d = v;
+	c->last = d;
 	r = db_lookup(d, q, &st, saved, left, err);
-	pthread_mutex_unlock(&d->lock);
+	rg_pool_release(sq->pool, d, RG_POOL_KEEP);
 	if (r == RG_TEMPFAIL)
 		goto fail;
 	if (r == RG_CONFIG) {
@@ -722,15 +465,9 @@ immutable_uri(const char *path)
 static void
 sq_free(struct sq *sq)
 {
-	unsigned	i;
-
 	if (sq == NULL)
 		return;
-	for (i = 0; sq->pool != NULL && i < sq->npool; i++) {
-		db_close(&sq->pool[i]);
-		pthread_mutex_destroy(&sq->pool[i].lock);
-	}
-	free(sq->pool);
+	rg_pool_free(sq->pool);
 	free(sq->path);
 	free(sq->walpath);
 	free(sq->journalpath);
@@ -806,7 +543,6 @@ sq_open(struct rg_backend *b, const struct rg_section *sec,
 {
 	struct sq	*sq;
 	const char	*path, *query;
-	unsigned	 i;
 
 	if (rg_section_check_keys(sec, sq_keys, err) == -1 ||
 	    rg_section_string(sec, "path", SQ_DEFAULT_PATH, &path, err) == -1
@@ -836,17 +572,9 @@ sq_open(struct rg_backend *b, const struct rg_section *sec,
 		goto nomem;
 	}
 	sq->custom = query != NULL;
-	sq->npool = pool_size();
-	if ((sq->pool = calloc(sq->npool, sizeof(*sq->pool))) == NULL)
+	if ((sq->pool = rg_pool_new(&pool_hooks, sq, pool_size(), 0, NULL)) ==
+	    NULL)
 		goto nomem;
-	for (i = 0; i < sq->npool; i++) {
-		sq->pool[i].owner = sq;
-		sq->pool[i].empty = -1;
-		if (pthread_mutex_init(&sq->pool[i].lock, NULL) != 0) {
-			sq->npool = i;	/* sq_free destroys these */
-			goto nomem;
-		}
-	}
 	if (sq_validate(sec, sq, err) == -1) {
 		sq_free(sq);
 		return -1;
@@ -864,114 +592,15 @@ static void
 sq_close(struct rg_backend *b)
 {
 	struct sq	*sq = b->priv;
-	struct sq_conn	*c, *next;
 
 	if (sq == NULL)
 		return;
-	/*
-	 * No lookup runs (the runtime holding the backend is released).
-	 * Mark every thread's state dead under the lock, so an exiting
-	 * thread (conns_destroy) sees it either still linked or dead.
-	 * close() is rare (reload, stop).
-	 */
-	pthread_mutex_lock(&conns_lock);
-	for (c = sq->conns; c != NULL; c = next) {
-		next = c->inext;
-		c->iprev = c->inext = NULL;
-		atomic_store(&c->dead, 1);
-	}
-	sq->conns = NULL;
-	pthread_mutex_unlock(&conns_lock);
-	/* This thread's own connections can go now; others' at their next
-	 * lookup or exit. */
-	if (pthread_once(&conns_key_once, conns_key_init) == 0 &&
-	    conns_key_error == 0)
-		(void)conns_prune();
+	/* No lookup runs (the runtime holding the backend is released). */
+	rg_sq_conns_release(sq);
 	sq_free(sq);
 	b->priv = NULL;
 }
 
-static uint64_t
-fnv(uint64_t h, const void *p, size_t n)
-{
-	const unsigned char	*s = p;
-
-	while (n-- > 0)
-		h = (h ^ *s++) * 0x100000001b3ULL;
-	return h;
-}
-
-/*
- * Changes when the file is replaced (dev, ino), written (size, mtime, and
- * SQLite's file change counter at offset 24, bumped by every commit in
- * rollback mode: mtime alone has the kernel's coarse tick) or, for WAL
- * databases (header byte 18 is 2), when the -wal file changes.
- *
- * Called on every decision, cache hits included, so it must be cheap: a
- * stat() and a pread() on this thread's descriptor for the file, opened
- * again only when the stat shows another inode. The stat is kept for the
- * lookups of the same decision. Without a per-thread connection (out of
- * memory) it opens and closes the file each time, as before.
- */
-static uint64_t
-sq_generation(struct rg_backend *b)
-{
-	struct sq	*sq = b->priv;
-	struct sq_conn	*c;
-	struct stat	 st;
-	unsigned char	 hdr[10] = { 0 };	/* bytes 18..27 */
-	uint64_t	 h = 0xcbf29ce484222325ULL, v[5];
-	int		 fd = -1, e;
-
-	c = conn_get(sq, NULL);
-	if (stat(sq->path, &st) == -1) {
-		e = errno;
-		h = fnv(h, &e, sizeof(e));
-		if (c != NULL) {
-			conn_close_gen(c);
-			c->st_errno = e;
-			c->st_ms = rg_now_ms();
-			c->st_uses = 0;
-		}
-		return h != 0 ? h : 1;
-	}
-	v[0] = (uint64_t)st.st_dev;
-	v[1] = (uint64_t)st.st_ino;
-	v[2] = (uint64_t)st.st_size;
-	v[3] = (uint64_t)st.st_mtim.tv_sec;
-	v[4] = (uint64_t)st.st_mtim.tv_nsec;
-	h = fnv(h, v, sizeof(v));
-	if (c != NULL) {
-		if (c->gen_fd >= 0 && (c->gen_dev != st.st_dev ||
-		    c->gen_ino != st.st_ino))
-			conn_close_gen(c);
-		if (c->gen_fd < 0 && (c->gen_fd = open(sq->path,
-		    O_RDONLY | O_CLOEXEC)) >= 0) {
-			/* The inode stat() saw, or one renamed over it since:
-			 * then the next call sees the difference and reopens. */
-			c->gen_dev = st.st_dev;
-			c->gen_ino = st.st_ino;
-		}
-		fd = c->gen_fd;
-		c->st = st;
-		c->st_errno = 0;
-		c->st_ms = rg_now_ms();
-		c->st_uses = 0;
-	} else
-		fd = open(sq->path, O_RDONLY | O_CLOEXEC);
-	if (fd >= 0 && pread(fd, hdr, sizeof(hdr), 18) != (ssize_t)sizeof(hdr))
-		memset(hdr, 0, sizeof(hdr));
-	if (c == NULL && fd >= 0)
-		close(fd);
-	h = fnv(h, hdr + 6, 4);
-	if (hdr[0] == 2 && stat(sq->walpath, &st) == 0) {
-		v[0] = (uint64_t)st.st_size;
-		v[1] = (uint64_t)st.st_mtim.tv_sec;
-		v[2] = (uint64_t)st.st_mtim.tv_nsec;
-		h = fnv(h, v, 3 * sizeof(v[0]));
-	}
-	return h != 0 ? h : 1;
-}
 
 /*
  * For `rcptgate -n`: the file exists, is a readable SQLite database and
@@ -1059,7 +688,7 @@ const struct rg_backend_ops rg_backend_sqlite_ops = {
 	.open = sq_open,
 	.lookup = sq_lookup,
 	.close = sq_close,
-	.generation = sq_generation,
+	.generation = rg_sq_generation,
 	.check = sq_check,
 	.stats = sq_stats,
 };

@@ -18,9 +18,10 @@
  * and command timeouts (REDIS_TIMEOUT_MS), or retry an unreachable
  * server on every RCPT (after a failure it is left alone for
  * REDIS_RETRY_MS and the caller counts locally).
- * Locking: pool_mu guards the stack of idle connections only; a thread
- * takes a connection, runs its command unlocked, and returns it. The
- * outage state is atomics.
+ * Locking: the connections are a pool (pool.c, at most REDIS_POOL_MAX;
+ * its lock guards the idle ones only); a thread takes a connection, runs
+ * its command unlocked, and returns it. key_mu guards the shared hash
+ * key. The outage state is atomics.
  */
 #include <errno.h>
 #include <hiredis/hiredis.h>
@@ -34,6 +35,7 @@
 #include "harvest_store.h"
 #include "hash.h"
 #include "log.h"
+#include "pool.h"
 #include "rg_time.h"
 
 #define REDIS_TIMEOUT_MS	300
@@ -62,9 +64,7 @@ struct rg_hv_redis {
 	char		 host[256];
 	int		 port;
 	int		 db;
-	pthread_mutex_t	 pool_mu;	/* guards idle[] and nidle */
-	redisContext	*idle[REDIS_POOL_MAX];
-	int		 nidle;
+	struct rg_pool	*pool;		/* of redisContext; pool.c locks */
 	_Atomic uint64_t down_until;	/* rg_now_ms; 0 = up */
 	atomic_bool	 down_logged;	/* this outage was logged */
 	/* guards key; have_key is set (release) once key is valid */
@@ -73,6 +73,8 @@ struct rg_hv_redis {
 	atomic_bool	 have_key;
 	atomic_uint_fast64_t nonce;	/* members for addresses not known */
 };
+
+static const struct rg_pool_hooks pool_hooks;
 
 static int
 parse_url(const char *url, char *host, size_t hostlen, int *port, int *db)
@@ -138,7 +140,13 @@ rg_hv_redis_new(const char *url, struct rg_error *err)
 		free(r);
 		return NULL;
 	}
-	pthread_mutex_init(&r->pool_mu, NULL);
+	/* A caller finding every connection busy waits at most one
+	 * command timeout, then counts locally (take()). */
+	if ((r->pool = rg_pool_new(&pool_hooks, r, REDIS_POOL_MAX, 0, err)) ==
+	    NULL) {
+		free(r);
+		return NULL;
+	}
 	pthread_mutex_init(&r->key_mu, NULL);
 	rg_hash_key_init(seed);		/* hosts must not share nonces */
 	atomic_store(&r->nonce, seed[0]);
@@ -150,9 +158,7 @@ rg_hv_redis_free(struct rg_hv_redis *r)
 {
 	if (r == NULL)
 		return;
-	for (int i = 0; i < r->nidle; i++)
-		redisFree(r->idle[i]);
-	pthread_mutex_destroy(&r->pool_mu);
+	rg_pool_free(r->pool);
 	pthread_mutex_destroy(&r->key_mu);
 	free(r);
 }
@@ -201,26 +207,68 @@ mark_down(struct rg_hv_redis *r, const char *why)
 		    REDIS_RETRY_MS / 1000);
 }
 
-/* A connection for one command, or NULL while Redis is down. */
+/* The pool's hooks: connect (and SELECT) now; a context hiredis has
+ * flagged with an error is never handed out again. */
+static void *
+pool_open(void *ctx, uint64_t deadline_ms, struct rg_error *err)
+{
+	struct rg_hv_redis	*r = ctx;
+	redisContext		*c;
+	char			 why[128];
+
+	(void)deadline_ms;	/* bounded by REDIS_TIMEOUT_MS instead */
+	if ((c = connect_one(r->host, r->port, r->db, why, sizeof(why))) ==
+	    NULL)
+		rg_error_set(err, "%s", why);
+	return c;
+}
+
+static void
+pool_close(void *ctx, void *conn, bool graceful)
+{
+	(void)ctx;
+	(void)graceful;
+	redisFree(conn);
+}
+
+static bool
+pool_healthy(void *ctx, void *conn)
+{
+	(void)ctx;
+	return ((redisContext *)conn)->err == 0;
+}
+
+static const struct rg_pool_hooks pool_hooks = {
+	.open = pool_open,
+	.close = pool_close,
+	.healthy = pool_healthy,
+};
+
+/*
+ * A connection for one command, or NULL while Redis is down (or every
+ * connection stayed busy for a command timeout: count locally, as in
+ * an outage, but do not call it one).
+ */
 static redisContext *
 take(struct rg_hv_redis *r)
 {
-	redisContext	*c = NULL;
+	struct rg_error	 err;
 	uint64_t	 until = atomic_load(&r->down_until);
-	char		 why[128];
+	void		*c;
 
 	if (until != 0 && rg_now_ms() < until)
 		return NULL;
-	pthread_mutex_lock(&r->pool_mu);
-	if (r->nidle > 0)
-		c = r->idle[--r->nidle];
-	pthread_mutex_unlock(&r->pool_mu);
-	if (c != NULL)
+	rg_error_clear(&err);
+	switch (rg_pool_acquire(r->pool, rg_now_ms() + REDIS_TIMEOUT_MS, &c,
+	    NULL, &err)) {
+	case RG_POOL_OK:
 		return c;
-	if ((c = connect_one(r->host, r->port, r->db, why, sizeof(why))) ==
-	    NULL)
-		mark_down(r, why);
-	return c;
+	case RG_POOL_FAILED:
+		mark_down(r, err.msg);
+		return NULL;
+	default:
+		return NULL;
+	}
 }
 
 /* Return c after a command: ok keeps it, a failure drops it. */
@@ -229,7 +277,7 @@ give(struct rg_hv_redis *r, redisContext *c, bool ok)
 {
 	if (!ok) {
 		mark_down(r, c->err ? c->errstr : "protocol error");
-		redisFree(c);
+		rg_pool_release(r->pool, c, RG_POOL_BROKEN);
 		return;
 	}
 	if (atomic_load(&r->down_until) != 0) {
@@ -238,13 +286,7 @@ give(struct rg_hv_redis *r, redisContext *c, bool ok)
 			rg_info("harvest: redis %s:%d reachable again",
 			    r->host, r->port);
 	}
-	pthread_mutex_lock(&r->pool_mu);
-	if (r->nidle < REDIS_POOL_MAX) {
-		r->idle[r->nidle++] = c;
-		c = NULL;
-	}
-	pthread_mutex_unlock(&r->pool_mu);
-	redisFree(c);
+	rg_pool_release(r->pool, c, RG_POOL_KEEP);
 }
 
 static bool

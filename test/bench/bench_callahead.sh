@@ -12,8 +12,10 @@ rg_setup
 S=$RG_SOURCE_DIR
 
 gcc -std=c11 -D_GNU_SOURCE -O2 -I"$S/lib" -I"$S/lib/backend" "$S/lib/rg_error.c" \
-    "$S/lib/rg_time.c" "$S/lib/log.c" "$S"/lib/conf*.c \
-    "$S/lib/backend/smtp_client.c" "$S/lib/backend/backend_callahead.c" \
+    "$S/lib/rg_time.c" "$S/lib/log.c" "$S"/lib/conf*.c "$S/lib/netprefix.c" \
+    "$S/lib/pool.c" "$S/lib/backend/smtp_client.c" \
+    "$S/lib/backend/backend_callahead.c" "$S/lib/backend/callahead_conn.c" \
+    "$S/lib/backend/callahead_conf.c" \
     "$S/test/bench/bench_callahead.c" -o "$T/bench" -lpthread ||
 	exit 1
 
