@@ -171,3 +171,19 @@ rg_log_escape(char *dst, size_t dstlen, const char *src)
 	}
 	dst[o] = '\0';
 }
+
+void
+rg_trace_add(char *buf, size_t len, const char *fmt, ...)
+{
+	size_t	used;
+	va_list	ap;
+	int	n;
+
+	if (buf == NULL || len == 0 || (used = strlen(buf)) + 1 >= len)
+		return;
+	va_start(ap, fmt);
+	n = vsnprintf(buf + used, len - used, fmt, ap);
+	va_end(ap);
+	if (n >= 0 && (size_t)n >= len - used && len > 4)
+		memcpy(buf + len - 4, "...", 4);
+}

@@ -16,7 +16,6 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -189,23 +188,6 @@ exemption(const struct rg_client *cl, const struct rg_policy *p)
 	return NULL;
 }
 
-static void trace_append(struct rg_verdict *, const char *, ...)
-    __attribute__((format(printf, 2, 3)));
-
-/* Add to the -t -v trace; a full trace ends where it ends (display only). */
-static void
-trace_append(struct rg_verdict *v, const char *fmt, ...)
-{
-	size_t	used = strlen(v->trace);
-	va_list	ap;
-
-	if (used + 1 >= sizeof(v->trace))
-		return;
-	va_start(ap, fmt);
-	vsnprintf(v->trace + used, sizeof(v->trace) - used, fmt, ap);
-	va_end(ap);
-}
-
 /*
  * A lookup that failed or was never made: who and why into the verdict,
  * for its one log line (rg_backend_lookup warns once a minute per
@@ -286,9 +268,9 @@ lookup_backends(struct rg_runtime *rt, const struct rg_policy *p,
 			rg_error_clear(&err);
 			r = rg_backend_lookup(b, &q, &err);
 			if (want_trace) {
-				trace_append(v, "%s%s: %s", v->trace[0] ? "; " : "",
-				    b->name, cand[k].key);
-				trace_append(v, " -> %s%s%s", rg_result_str(r),
+				rg_trace_add(v->trace, sizeof(v->trace),
+				    "%s%s: %s -> %s%s%s", v->trace[0] ? "; " : "",
+				    b->name, cand[k].key, rg_result_str(r),
 				    tr[0] ? " " : "", tr);
 			}
 			if (r == RG_FOUND) {
@@ -390,7 +372,8 @@ cached_or_looked_up(struct rg_engine *e, struct rg_runtime *rt,
 		}
 		set_by(v, "cache", r == RG_FOUND ? "found" : "unknown");
 		if (r == RG_FOUND || r == RG_NOTFOUND)
-			trace_append(v, "cache: %s -> %s (from %s)", a->address,
+			rg_trace_add(v->trace, sizeof(v->trace),
+			    "cache: %s -> %s (from %s)", a->address,
 			    rg_result_str(r), ans->backend);
 		return r;
 	case RG_CACHE_TIMEOUT:
@@ -422,8 +405,8 @@ decide_checked(struct rg_engine *e, struct rg_runtime *rt,
 	/* Known and seen recently: no generation check (stat) needed. */
 	if (rg_cache_peek_found(e->cache, a->address, now, &ans)) {
 		set_by(v, "cache", "found");
-		trace_append(v, "cache: %s -> found (from %s)", a->address,
-		    ans.backend);
+		rg_trace_add(v->trace, sizeof(v->trace),
+		    "cache: %s -> found (from %s)", a->address, ans.backend);
 		atomic_fetch_add(&e->accepted, 1);
 		return;
 	}

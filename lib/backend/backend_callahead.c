@@ -20,7 +20,6 @@
  * lock is ever held across network I/O: a connection is taken from
  * the pool, used unlocked, and given back.
  */
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,22 +29,6 @@
 
 #include "callahead_priv.h"
 #include "log.h"
-
-static void
-trace_set(const struct rg_query *q, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static void
-trace_set(const struct rg_query *q, const char *fmt, ...)
-{
-	va_list	ap;
-
-	if (q->trace == NULL || q->tracelen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(q->trace, q->tracelen, fmt, ap);
-	va_end(ap);
-}
 
 /* ---- the probe ---- */
 
@@ -108,8 +91,9 @@ transact(struct ca *ca, struct ca_host *h, struct ca_conn *c, bool reused,
 		 * Neither a 550 for a user who exists nor mail deferred
 		 * for days (docs/callahead.md).
 		 */
-		trace_set(q, "%s does not offer SMTPUTF8: a UTF-8 address "
-		    "is not asked, it passes", h->label);
+		rg_trace_add(q->trace, q->tracelen, "%s does not offer "
+		    "SMTPUTF8: a UTF-8 address is not asked, it passes",
+		    h->label);
 		*keep = true;
 		return RG_FOUND;
 	}
@@ -152,8 +136,8 @@ transact(struct ca *ca, struct ca_host *h, struct ca_conn *c, bool reused,
 	rg_ca_fmt_reply(&r, rbuf, sizeof(rbuf));
 	if (res != RG_FOUND)
 		rg_error_set(err, "%s: RCPT TO answered %s", h->label, rbuf);
-	trace_set(q, "%s%s answered %s", h->label, reused ?
-	    " (kept connection)" : "", rbuf);
+	rg_trace_add(q->trace, q->tracelen, "%s%s answered %s", h->label,
+	    reused ? " (kept connection)" : "", rbuf);
 	if (r.code == 421)
 		return res;		/* the server is closing: do not keep */
 	if (ca->idle_ms == 0)
@@ -402,7 +386,8 @@ ca_lookup(struct rg_backend *b, const struct rg_query *q,
 	struct rg_error	 e;
 
 	if (q->key[0] == '@' || q->local[0] == '\0') {
-		trace_set(q, "catch-all key not probed (SMTP cannot ask)");
+		rg_trace_add(q->trace, q->tracelen,
+		    "catch-all key not probed (SMTP cannot ask)");
 		return RG_NOTFOUND;
 	}
 	if (!rg_smtp_path_ok(q->key, strlen(q->key))) {

@@ -25,6 +25,7 @@
 
 #include "ldap_filter.h"
 #include "ldap_priv.h"
+#include "log.h"
 #include "rg_time.h"
 
 static const char *const ldap_keys[] = {
@@ -84,18 +85,12 @@ has_entry(struct ldap_backend *lb, LDAP *ld, LDAPMessage *res)
 	return false;
 }
 
+/* The -t -v detail: the filter sent and the server that answered. */
 static void
 trace_set(const struct rg_query *q, const char *filter, const char *uri)
 {
-	int	n;
-
-	if (q->trace == NULL || q->tracelen == 0)
-		return;
-	n = snprintf(q->trace, q->tracelen, "filter=%s server=%s", filter,
+	rg_trace_add(q->trace, q->tracelen, "filter=%s server=%s", filter,
 	    uri != NULL ? uri : "none");
-	/* never silently cut: mark it */
-	if (n >= 0 && (size_t)n >= q->tracelen && q->tracelen > 4)
-		memcpy(q->trace + q->tracelen - 4, "...", 4);
 }
 
 /*
