@@ -107,6 +107,8 @@ struct loader {
 void	rg_conf_lerr(struct loader *, int line, const char *, ...)
 	    __attribute__((format(printf, 3, 4)));
 void	rg_conf_lerr_flush(struct loader *);
+int	rg_conf_grow(void *arrayp, size_t n, size_t *cap, size_t first,
+	    size_t size);
 int	rg_conf_read(struct loader *, const char *text);
 void	rg_conf_read_free(struct loader *);
 

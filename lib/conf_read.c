@@ -167,6 +167,31 @@ rg_ini_next(struct rg_ini *ini, struct rg_ini_item *it)
 	}
 }
 
+/* ---- growing arrays (sections, keys, errors, lists) ---- */
+
+/*
+ * Room for one more element in the array at *arrayp (n used of *cap,
+ * each size bytes), doubling from first. 0, or -1 when out of memory
+ * (the array is then as it was). arrayp is a pointer to the array's
+ * pointer, of any element type.
+ */
+int
+rg_conf_grow(void *arrayp, size_t n, size_t *cap, size_t first, size_t size)
+{
+	void	*old, *grown;
+	size_t	 ncap;
+
+	if (n < *cap)
+		return 0;
+	ncap = *cap ? 2 * *cap : first;
+	memcpy(&old, arrayp, sizeof(old));
+	if ((grown = realloc(old, ncap * size)) == NULL)
+		return -1;
+	memcpy(arrayp, &grown, sizeof(grown));
+	*cap = ncap;
+	return 0;
+}
+
 /* ---- errors, in line order ---- */
 
 /*
@@ -183,15 +208,9 @@ rg_conf_lerr(struct loader *ld, int line, const char *fmt, ...)
 	(void)vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	ld->nerr++;
-	if (ld->nmsgs == ld->capmsgs) {
-		size_t		 ncap = ld->capmsgs ? 2 * ld->capmsgs : 16;
-		struct lmsg	*n = realloc(ld->msgs, ncap * sizeof(*n));
-
-		if (n == NULL)
-			goto direct;
-		ld->msgs = n;
-		ld->capmsgs = ncap;
-	}
+	if (rg_conf_grow(&ld->msgs, ld->nmsgs, &ld->capmsgs, 16,
+	    sizeof(*ld->msgs)) == -1)
+		goto direct;
 	if (asprintf(&ld->msgs[ld->nmsgs].text, "%s:%d: %s", ld->file, line,
 	    msg) == -1)
 		goto direct;
@@ -237,15 +256,9 @@ sec_add(struct loader *ld, enum sec_kind kind, const char *name,
 {
 	struct raw_sec	*s;
 
-	if (ld->nsecs == ld->capsecs) {
-		size_t		 ncap = ld->capsecs ? 2 * ld->capsecs : 8;
-		struct raw_sec	*n = realloc(ld->secs, ncap * sizeof(*n));
-
-		if (n == NULL)
-			goto oom;
-		ld->secs = n;
-		ld->capsecs = ncap;
-	}
+	if (rg_conf_grow(&ld->secs, ld->nsecs, &ld->capsecs, 8,
+	    sizeof(*ld->secs)) == -1)
+		goto oom;
 	s = &ld->secs[ld->nsecs];
 	memset(s, 0, sizeof(*s));
 	s->kind = kind;
@@ -397,16 +410,9 @@ add_key(struct loader *ld, const struct rg_ini_item *it)
 	if (ld->nsecs == 0 && sec_add(ld, SK_NONE, NULL, "", 0) == NULL)
 		return;
 	s = &ld->secs[ld->nsecs - 1];
-	if (s->n == s->cap) {
-		size_t		 ncap = s->cap ? 2 * s->cap : 8;
-		struct rg_kv	*n = realloc(s->kv, ncap * sizeof(*n));
-
-		if (n == NULL) {
-			ld->oom = true;
-			return;
-		}
-		s->kv = n;
-		s->cap = ncap;
+	if (rg_conf_grow(&s->kv, s->n, &s->cap, 8, sizeof(*s->kv)) == -1) {
+		ld->oom = true;
+		return;
 	}
 	kv = &s->kv[s->n];
 	kv->key = strndup(it->name, it->namelen);

@@ -132,15 +132,8 @@ rg_parse_list(const char *s, struct rg_list *out)
 			;
 		if (q == p)
 			continue;
-		if (l.n == cap) {
-			size_t	 ncap = cap ? 2 * cap : 4;
-			char	**nv = realloc(l.v, ncap * sizeof(*nv));
-
-			if (nv == NULL)
-				goto fail;
-			l.v = nv;
-			cap = ncap;
-		}
+		if (rg_conf_grow(&l.v, l.n, &cap, 4, sizeof(*l.v)) == -1)
+			goto fail;
 		if ((l.v[l.n] = strndup(p, (size_t)(q - p))) == NULL)
 			goto fail;
 		l.n++;
