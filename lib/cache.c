@@ -40,7 +40,7 @@
 #include <time.h>
 
 #include "cache.h"
-#include "dlist.h"
+#include "cache_int.h"
 #include "hash.h"
 #include "log.h"
 #include "rg_time.h"
@@ -48,93 +48,6 @@
 #define MAX_SHARDS	64
 #define MIN_PER_SHARD	16	/* a small cache gets fewer shards */
 #define MIN_BUCKETS	16
-
-struct entry {
-	struct entry	*hnext;		/* hash chain */
-	struct rg_dlink	 lru;		/* LRU list, most recent at head */
-	uint64_t	 hash;
-	uint64_t	 generation;
-	uint64_t	 stored_at;
-	uint64_t	 epoch;
-	uint64_t	 touched;	/* shard tick of the last relink */
-	enum rg_result	 result;	/* RG_FOUND or RG_NOTFOUND only */
-	char		 backend[RG_NAME_MAX];
-	char		 key[];
-};
-
-struct flight {
-	struct flight	*next;		/* shard's in-flight list */
-	uint64_t	 hash;
-	uint64_t	 owner_deadline;	/* rg_now_ms clock */
-	uint64_t	 epoch;		/* cache epoch when the lookup began */
-	unsigned	 waiters;	/* threads waiting; last one frees */
-	bool		 done;		/* unlinked, result valid */
-	enum rg_result	 result;
-	uint64_t	 generation;
-	char		 backend[RG_NAME_MAX];
-	char		 key[];
-};
-
-struct shard {
-	/* guards every other field of this shard: table, LRU, flights,
-	 * counters, tick and cap */
-	pthread_mutex_t	 mu;
-	/* counters next to the lock: a hit then writes one cache line */
-	uint64_t	 hits, misses, waits;
-	pthread_cond_t	 cv;		/* broadcast when a flight ends */
-	struct entry	**table;
-	size_t		 nbuckets;	/* power of two */
-	struct rg_dlist	 lru;
-	struct flight	*flights;
-	uint64_t	 count;
-	uint64_t	 cap;
-	uint64_t	 tick;		/* counts inserts and relinks */
-	uint64_t	 evictions;
-};
-
-/* Padded so two threads on two shards do not share a cache line. */
-struct padded_shard {
-	alignas(64) struct shard s;
-};
-
-struct rg_cache {
-	uint64_t		 sipkey[2];	/* read-only after new */
-	unsigned		 nshards;	/* power of two, fixed */
-	_Atomic uint64_t	 size;
-	_Atomic uint64_t	 positive_ttl;
-	_Atomic uint64_t	 negative_ttl;
-	_Atomic uint64_t	 stale_ttl;
-	_Atomic uint64_t	 epoch;
-	struct padded_shard	*shards;
-	/* written rarely, kept off the line every hit reads */
-	alignas(64) _Atomic uint64_t stale_used;
-	_Atomic uint64_t	 misses_nocache; /* disabled, long key */
-};
-
-/* Key length, or 0 when the key cannot be cached (NULL, empty, too long). */
-static size_t
-key_len(const char *key)
-{
-	size_t	len;
-
-	if (key == NULL)
-		return 0;
-	len = strnlen(key, RG_CACHE_KEY_MAX + 1);
-	return len > RG_CACHE_KEY_MAX ? 0 : len;
-}
-
-static struct shard *
-shard_of(struct rg_cache *c, uint64_t h)
-{
-	return &c->shards[h & (c->nshards - 1)].s;
-}
-
-static size_t
-bucket_of(const struct shard *s, uint64_t h)
-{
-	/* the low bits picked the shard; use the high ones here */
-	return (size_t)(h >> 32) & (s->nbuckets - 1);
-}
 
 /* Copy a backend name; -1 (and dst "") when it does not fit. */
 static int
@@ -159,12 +72,12 @@ shard_cap(uint64_t size, unsigned nshards, unsigned i)
 
 /* Shard lock held by every function below up to the public API. */
 
-static struct entry *
-entry_find(struct shard *s, uint64_t h, const char *key, size_t len)
+struct entry *
+rg_cache_entry_find(struct shard *s, uint64_t h, const char *key, size_t len)
 {
 	struct entry	*e;
 
-	for (e = s->table[bucket_of(s, h)]; e != NULL; e = e->hnext)
+	for (e = s->table[rg_cache_bucket_of(s, h)]; e != NULL; e = e->hnext)
 		if (e->hash == h && memcmp(e->key, key, len + 1) == 0)
 			return e;
 	return NULL;
@@ -192,12 +105,12 @@ lru_touch(struct shard *s, struct entry *e)
 	rg_dlist_push_head(&s->lru, &e->lru);
 }
 
-static void
-entry_remove(struct shard *s, struct entry *e)
+void
+rg_cache_entry_remove(struct shard *s, struct entry *e)
 {
 	struct entry	**pp;
 
-	for (pp = &s->table[bucket_of(s, e->hash)]; *pp != e;
+	for (pp = &s->table[rg_cache_bucket_of(s, e->hash)]; *pp != e;
 	    pp = &(*pp)->hnext)
 		;
 	*pp = e->hnext;
@@ -210,7 +123,7 @@ static void
 evict_to_cap(struct shard *s)
 {
 	while (s->count > s->cap && s->lru.tail != NULL) {
-		entry_remove(s, RG_DLIST_ENTRY(s->lru.tail, struct entry, lru));
+		rg_cache_entry_remove(s, RG_DLIST_ENTRY(s->lru.tail, struct entry, lru));
 		s->evictions++;
 	}
 }
@@ -311,7 +224,7 @@ entry_check(struct rg_cache *c, struct shard *s, struct entry *e,
 			return true;
 		}
 	}
-	entry_remove(s, e);
+	rg_cache_entry_remove(s, e);
 	return false;
 }
 
@@ -322,7 +235,7 @@ rg_cache_peek_found(struct rg_cache *c, const char *key, uint64_t now_ms,
 	struct shard	*s;
 	struct entry	*e;
 	uint64_t	 h, age;
-	size_t		 len = key_len(key);
+	size_t		 len = rg_cache_key_len(key);
 	bool		 hit = false;
 
 	memset(ans, 0, sizeof(*ans));
@@ -331,9 +244,9 @@ rg_cache_peek_found(struct rg_cache *c, const char *key, uint64_t now_ms,
 	    memory_order_relaxed) == 0)
 		return false;
 	h = rg_siphash24(c->sipkey, key, len);
-	s = shard_of(c, h);
+	s = rg_cache_shard_of(c, h);
 	pthread_mutex_lock(&s->mu);
-	e = entry_find(s, h, key, len);
+	e = rg_cache_entry_find(s, h, key, len);
 	if (e != NULL && e->result == RG_FOUND) {
 		age = now_ms > e->stored_at ? now_ms - e->stored_at : 0;
 		if (age < atomic_load_explicit(&c->positive_ttl,
@@ -501,7 +414,7 @@ note_stale(struct rg_cache *c, struct shard *s, uint64_t h, const char *key,
     struct rg_cache_answer *ans)
 {
 	struct rg_cache_answer	 tmp;
-	struct entry		*e = entry_find(s, h, key, len);
+	struct entry		*e = rg_cache_entry_find(s, h, key, len);
 
 	if (e == NULL || e->result != RG_FOUND)
 		return;
@@ -580,7 +493,7 @@ rg_cache_begin(struct rg_cache *c, const char *key, uint64_t cur_generation,
 	struct entry		*e;
 	struct flight		*f;
 	uint64_t		 h;
-	size_t			 len = key_len(key);
+	size_t			 len = rg_cache_key_len(key);
 	enum rg_cache_status	 st;
 
 	memset(ans, 0, sizeof(*ans));
@@ -593,10 +506,10 @@ rg_cache_begin(struct rg_cache *c, const char *key, uint64_t cur_generation,
 		return RG_CACHE_MISS;
 	}
 	h = rg_siphash24(c->sipkey, key, len);
-	s = shard_of(c, h);
+	s = rg_cache_shard_of(c, h);
 
 	pthread_mutex_lock(&s->mu);
-	e = entry_find(s, h, key, len);
+	e = rg_cache_entry_find(s, h, key, len);
 	if (e != NULL && entry_check(c, s, e, cur_generation, now_ms, ans)) {
 		s->hits++;
 		pthread_mutex_unlock(&s->mu);
@@ -641,12 +554,12 @@ rg_cache_finish(struct rg_cache *c, const char *key, enum rg_result result,
 	struct entry	*e, *ne = NULL;
 	struct flight	*f;
 	uint64_t	 h, epoch;
-	size_t		 len = key_len(key);
+	size_t		 len = rg_cache_key_len(key);
 
 	if (len == 0)
 		return;
 	h = rg_siphash24(c->sipkey, key, len);
-	s = shard_of(c, h);
+	s = rg_cache_shard_of(c, h);
 
 	if ((result == RG_FOUND || result == RG_NOTFOUND) &&
 	    atomic_load_explicit(&c->size, memory_order_relaxed) > 0) {
@@ -666,9 +579,9 @@ rg_cache_finish(struct rg_cache *c, const char *key, enum rg_result result,
 		flight_end(s, f, result, backend, generation);
 	}
 	if (ne != NULL && s->cap > 0) {
-		e = entry_find(s, h, key, len);
+		e = rg_cache_entry_find(s, h, key, len);
 		if (e != NULL)
-			entry_remove(s, e);
+			rg_cache_entry_remove(s, e);
 		ne->hash = h;
 		ne->generation = generation;
 		ne->stored_at = now_ms;
@@ -676,8 +589,8 @@ rg_cache_finish(struct rg_cache *c, const char *key, enum rg_result result,
 		ne->touched = ++s->tick;
 		ne->result = result;
 		memcpy(ne->key, key, len + 1);
-		ne->hnext = s->table[bucket_of(s, h)];
-		s->table[bucket_of(s, h)] = ne;
+		ne->hnext = s->table[rg_cache_bucket_of(s, h)];
+		s->table[rg_cache_bucket_of(s, h)] = ne;
 		rg_dlist_push_head(&s->lru, &ne->lru);
 		s->count++;
 		ne = NULL;
@@ -726,94 +639,4 @@ void
 rg_cache_note_stale_used(struct rg_cache *c)
 {
 	atomic_fetch_add_explicit(&c->stale_used, 1, memory_order_relaxed);
-}
-
-/* ---- operator view (rcptgate-ctl) ---- */
-
-/*
- * Drop key's entry, positive or negative. Returns true if there was
- * one. An in-flight lookup of key is left alone: what it stores is
- * fresh. Brief shard lock; never blocks otherwise.
- */
-bool
-rg_cache_flush(struct rg_cache *c, const char *key)
-{
-	struct shard	*s;
-	struct entry	*e;
-	uint64_t	 h;
-	size_t		 len = key_len(key);
-
-	if (c == NULL || len == 0)
-		return false;
-	h = rg_siphash24(c->sipkey, key, len);
-	s = shard_of(c, h);
-	pthread_mutex_lock(&s->mu);
-	if ((e = entry_find(s, h, key, len)) != NULL)
-		entry_remove(s, e);
-	pthread_mutex_unlock(&s->mu);
-	return e != NULL;
-}
-
-/* Drop every entry; returns how many. One shard lock at a time. */
-uint64_t
-rg_cache_flush_all(struct rg_cache *c)
-{
-	uint64_t	n = 0;
-	unsigned	i;
-
-	if (c == NULL)
-		return 0;
-	for (i = 0; i < c->nshards; i++) {
-		struct shard	*s = &c->shards[i].s;
-
-		pthread_mutex_lock(&s->mu);
-		while (s->lru.head != NULL) {
-			entry_remove(s, RG_DLIST_ENTRY(s->lru.head,
-			    struct entry, lru));
-			n++;
-		}
-		pthread_mutex_unlock(&s->mu);
-	}
-	return n;
-}
-
-/*
- * What the cache holds for key, without counting a hit or miss, moving
- * it in the LRU or removing it: RG_CACHE_VIEW_NONE, _FOUND, _NOTFOUND
- * (fresh under its TTL, any generation), _STALE (a positive past its
- * TTL kept for outage mode), _EXPIRED. backend and age_ms are set when
- * an entry exists. Brief shard lock.
- */
-enum rg_cache_view
-rg_cache_inspect(struct rg_cache *c, const char *key, uint64_t now_ms,
-    char backend[RG_NAME_MAX], uint64_t *age_ms)
-{
-	enum rg_cache_view	 v = RG_CACHE_VIEW_NONE;
-	struct shard		*s;
-	struct entry		*e;
-	uint64_t		 h, age;
-	size_t			 len = key_len(key);
-
-	backend[0] = '\0';
-	*age_ms = 0;
-	if (c == NULL || len == 0)
-		return v;
-	h = rg_siphash24(c->sipkey, key, len);
-	s = shard_of(c, h);
-	pthread_mutex_lock(&s->mu);
-	if ((e = entry_find(s, h, key, len)) != NULL) {
-		age = now_ms > e->stored_at ? now_ms - e->stored_at : 0;
-		*age_ms = age;
-		memcpy(backend, e->backend, RG_NAME_MAX);
-		if (e->result == RG_FOUND)
-			v = age < atomic_load(&c->positive_ttl) ?
-			    RG_CACHE_VIEW_FOUND : age < atomic_load(&c->stale_ttl) ?
-			    RG_CACHE_VIEW_STALE : RG_CACHE_VIEW_EXPIRED;
-		else
-			v = age < atomic_load(&c->negative_ttl) &&
-			    e->epoch == atomic_load(&c->epoch) ?
-			    RG_CACHE_VIEW_NOTFOUND : RG_CACHE_VIEW_EXPIRED;
-	}
-	pthread_mutex_unlock(&s->mu);
-	return v;
 }

@@ -28,7 +28,7 @@ breach() {
 
 backend_h='backend\.h|table\.h|ldap_filter\.h|smtp_client\.h'
 harvest_h='harvest\.h|harvest_store\.h|harvest_int\.h'
-core_h='policy\.h|cache\.h'
+core_h='policy\.h|cache\.h|cache_int\.h|explain\.h'
 
 breach "lib/*.[ch] lib/*/*.[ch]" 'libmilter/[^>"]*' "lib/ must not know libmilter"
 breach "lib/backend/*.[ch]" "$core_h|$harvest_h" "a driver must not decide, cache or count"
