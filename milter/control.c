@@ -23,6 +23,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "backend.h"
 #include "backend_stats.h"
 #include "ctlproto.h"
 #include "explain.h"
@@ -93,6 +94,16 @@ rg_control_unlink(const struct rg_conf *c)
 
 /* ---- status ---- */
 
+/* s as a JSON string, or null when empty. */
+static void
+json_str_or_null(FILE *f, const char *s)
+{
+	if (s[0] != '\0')
+		rg_json_str(f, s);
+	else
+		fputs("null", f);
+}
+
 static void
 iso_time(time_t t, char *buf, size_t len)
 {
@@ -103,22 +114,44 @@ iso_time(time_t t, char *buf, size_t len)
 }
 
 /*
- * The URIs or hosts a backend tries, and the driver's own counters. The
- * state above is the backend's (its last lookup, over every URI or host
- * it tried); the drivers keep no per-host state to show yet.
+ * Each URI, host or file of a backend, up or down and since when, as
+ * its driver recorded them (no lookup is made for it), then the
+ * driver's own counters. The state on the backend's line is its last
+ * lookup's, over every target it tried.
  */
 static void
-status_targets(FILE *f, struct rg_runtime *rt, struct rg_backend *b)
+status_targets(FILE *f, struct rg_backend *b, int json)
 {
-	const struct rg_section	*sec = rg_conf_backend(rt->conf, b->name);
-	const char		*t = NULL;
-	char			 buf[512];
+	struct rg_target_state	 ts[RG_TARGETS_MAX];
+	char			 buf[512], since[32];
+	size_t			 i, n = rg_backend_targets(b, ts,
+				    RG_TARGETS_MAX);
 
-	if (sec != NULL && (t = rg_section_get(sec, "uri", NULL)) == NULL &&
-	    (t = rg_section_get(sec, "hosts", NULL)) == NULL)
-		t = rg_section_get(sec, "path", NULL);
-	if (t != NULL)
-		fprintf(f, "  tries: %s\n", t);
+	for (i = 0; i < n; i++) {
+		const char	*state = ts[i].up < 0 ? "unknown" :
+		    ts[i].up ? "up" : "down";
+
+		since[0] = '\0';
+		if (ts[i].up >= 0)
+			iso_time((time_t)ts[i].since, since, sizeof(since));
+		if (json) {
+			fprintf(f, "%s{\"target\":", i ? "," : "");
+			rg_json_str(f, ts[i].target);
+			fprintf(f, ",\"state\":\"%s\",\"since\":", state);
+			json_str_or_null(f, since);
+			fprintf(f, ",\"error\":");
+			json_str_or_null(f, ts[i].error);
+			fputc('}', f);
+			continue;
+		}
+		fprintf(f, "  %s %s%s%s", ts[i].target, state, since[0] ?
+		    " since " : " (not tried yet)", since);
+		if (ts[i].error[0] != '\0')
+			fprintf(f, " (%s)", ts[i].error);
+		fputc('\n', f);
+	}
+	if (json)
+		return;
 	buf[0] = '\0';
 	rg_backend_stats(b, buf, sizeof(buf));
 	if (buf[0] != '\0')
@@ -153,7 +186,7 @@ status_backends(FILE *f, struct rg_runtime *rt, int json)
 				    (unsigned long long)atomic_load(&s->notfound),
 				    (unsigned long long)atomic_load(&s->failures));
 			fputc('\n', f);
-			status_targets(f, rt, b);
+			status_targets(f, b, 0);
 			continue;
 		}
 		fprintf(f, "%s{\"name\":", i ? "," : "");
@@ -165,10 +198,13 @@ status_backends(FILE *f, struct rg_runtime *rt, int json)
 			rg_json_str(f, since);
 		else
 			fputs("null", f);
-		fprintf(f, ",\"found\":%llu,\"notfound\":%llu,\"failed\":%llu}",
+		fprintf(f, ",\"found\":%llu,\"notfound\":%llu,\"failed\":%llu,"
+		    "\"targets\":[",
 		    s ? (unsigned long long)atomic_load(&s->found) : 0ULL,
 		    s ? (unsigned long long)atomic_load(&s->notfound) : 0ULL,
 		    s ? (unsigned long long)atomic_load(&s->failures) : 0ULL);
+		status_targets(f, b, 1);
+		fputs("]}", f);
 	}
 }
 

@@ -4,7 +4,9 @@
  * (version 0.0.4), served by libmicrohttpd on its own thread.
  *
  * A scrape reads counters only: atomics (decisions, connections,
- * backend lookups and latencies), the cache's and the limiter's stats
+ * backend lookups and latencies, each target's recorded up/down state,
+ * whose error text sits behind a leaf lock held for a copy), the
+ * cache's and the limiter's stats
  * (each a brief lock that no lookup ever holds across I/O) and /proc.
  * It never calls a backend, so a dead directory cannot stall it.
  */
@@ -15,6 +17,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "backend.h"
 #include "backend_stats.h"
 #include "log.h"
 #include "ops.h"
@@ -249,12 +252,43 @@ write_process(FILE *f, const struct rg_ops_info *in)
 	fprintf(f, "rcptgate_build_info{version=\"%s\"} 1\n", RG_VERSION);
 }
 
+/*
+ * Each target (URI, host, file) of each backend of the running
+ * configuration: the state its driver recorded, read without a lookup
+ * (rg_backend_targets never waits on a backend). Absent until tried.
+ */
+static void
+write_targets(FILE *f, const struct rg_ops_info *in)
+{
+	struct rg_runtime	*rt = rg_engine_acquire(in->engine);
+	struct rg_target_state	 ts[RG_TARGETS_MAX];
+	size_t			 i, k, n;
+
+	head(f, "rcptgate_backend_target_up", "gauge", "1 if the backend's "
+	    "URI, host or file answered when last tried, 0 if it failed "
+	    "(absent before any try).");
+	for (i = 0; i < rt->nbackends; i++) {
+		n = rg_backend_targets(rt->backends[i], ts, RG_TARGETS_MAX);
+		for (k = 0; k < n; k++) {
+			if (ts[k].up < 0)
+				continue;
+			fprintf(f, "rcptgate_backend_target_up{backend=");
+			label(f, rt->backends[i]->name);
+			fprintf(f, ",target=");
+			label(f, ts[k].target);
+			fprintf(f, "} %d\n", ts[k].up);
+		}
+	}
+	rg_runtime_unref(rt);
+}
+
 void
 rg_metrics_write(FILE *f, const struct rg_ops_info *in)
 {
 	write_decisions(f);
 	write_core(f, in);
 	write_backends(f);
+	write_targets(f, in);
 	write_process(f, in);
 }
 

@@ -50,6 +50,7 @@ static const char *const known_types[] = { "sqlite", "ldap", "callahead",
 struct surrogate {
 	_Atomic uint64_t	next_log_ms;	/* rg_now_ms() of next line */
 	_Atomic uint64_t	suppressed;	/* lookups not logged since */
+	int64_t			since;		/* wall-clock s of the open */
 };
 
 const char *
@@ -182,6 +183,7 @@ rg_backend_open(const struct rg_section *sec, struct rg_error *err)
 		    sec->file, sec->line, sec->name);
 		return NULL;
 	}
+	s->since = (int64_t)(rg_wall_ms() / 1000);
 	b->priv = s;
 	rg_warnx("backend %s (%s) unavailable, every lookup tempfails: %s",
 	    b->name, ops->type, b->surrogate_reason);
@@ -350,4 +352,32 @@ const char *
 rg_backend_type(const struct rg_backend *b)
 {
 	return b->ops != NULL && b->ops->type != NULL ? b->ops->type : "?";
+}
+
+/*
+ * Each target's recorded state (see backend.h). A surrogate answers for
+ * its driver, whose priv it does not have. Never blocks on a backend.
+ */
+size_t
+rg_backend_targets(struct rg_backend *b, struct rg_target_state *out,
+    size_t max)
+{
+	const struct surrogate	*s;
+
+	if (max == 0)
+		return 0;
+	if (b->surrogate_reason != NULL) {
+		/* the driver never ran: the backend itself is the target */
+		s = b->priv;
+		(void)snprintf(out->target, sizeof(out->target), "%s",
+		    b->name);
+		out->up = 0;
+		out->since = s != NULL ? s->since : 0;
+		rg_log_escape(out->error, sizeof(out->error),
+		    b->surrogate_reason);
+		return 1;
+	}
+	if (b->ops->targets == NULL)
+		return 0;
+	return b->ops->targets(b, out, max);
 }

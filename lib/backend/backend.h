@@ -42,6 +42,18 @@ struct rg_query {
 
 struct rg_backend;
 
+#define RG_TARGETS_MAX		16	/* per backend (LDAP URIs, hosts) */
+#define RG_TARGET_MAX		272	/* a URI, host:port or file path */
+#define RG_TARGET_ERR_MAX	256
+
+/* One target of a backend as last seen by its lookups (targets op). */
+struct rg_target_state {
+	char		 target[RG_TARGET_MAX];	/* URI, host, file */
+	int		 up;		/* 1 up, 0 down, -1 not tried yet */
+	int64_t		 since;		/* wall-clock s of the last change */
+	char		 error[RG_TARGET_ERR_MAX];	/* when down; escaped */
+};
+
 struct rg_backend_ops {
 	const char	*type;		/* "sqlite", "ldap", "callahead" */
 
@@ -83,6 +95,13 @@ struct rg_backend_ops {
 
 	/* Optional. Log-friendly counters for SIGUSR2, into buf. */
 	void		(*stats)(struct rg_backend *, char *buf, size_t len);
+
+	/*
+	 * Optional. Each target's recorded state (no I/O, no wait on a
+	 * lookup) into out, at most max; returns how many.
+	 */
+	size_t		(*targets)(struct rg_backend *,
+			    struct rg_target_state *out, size_t max);
 };
 
 /*
@@ -125,6 +144,14 @@ int	rg_backend_check(struct rg_backend *, struct rg_error *err,
 	    struct rg_error *warn);		/* -n: 0 if usable */
 void	rg_backend_stats(struct rg_backend *, char *buf, size_t len);
 const char *rg_backend_type(const struct rg_backend *);
+/*
+ * Each target's up/down state as the lookups left it, into out (at most
+ * max); returns the count, 0 if the driver keeps none. A surrogate
+ * gives one target, down since it was opened, with its reason. Reads
+ * recorded state only: never blocks on a backend.
+ */
+size_t	rg_backend_targets(struct rg_backend *, struct rg_target_state *out,
+	    size_t max);
 
 /*
  * Tests only: make one more driver known to rg_backend_open (a scripted

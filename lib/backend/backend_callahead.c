@@ -108,6 +108,7 @@ transact(struct ca *ca, struct ca_host *h, struct ca_conn *c, bool reused,
 	}
 	if (st != RG_SMTP_OK) {
 		rg_error_set(err, "%s: MAIL FROM: %s", h->label, e.msg);
+		rg_tstate_down(&h->ts, h->label, err->msg);
 		return RG_TEMPFAIL;
 	}
 	if (r.code / 100 != 2) {
@@ -130,8 +131,11 @@ transact(struct ca *ca, struct ca_host *h, struct ca_conn *c, bool reused,
 	    step_deadline(ca, q->deadline_ms), &r, &e);
 	if (st != RG_SMTP_OK) {
 		rg_error_set(err, "%s: RCPT TO: %s", h->label, e.msg);
+		rg_tstate_down(&h->ts, h->label, err->msg);
 		return RG_TEMPFAIL;
 	}
+	/* it answered (even a 4xx is an answer): the host is up */
+	rg_tstate_up(&h->ts);
 	res = classify_rcpt(&r);
 	rg_ca_fmt_reply(&r, rbuf, sizeof(rbuf));
 	if (res != RG_FOUND)
@@ -313,8 +317,10 @@ ca_free(struct ca *ca)
 	if (ca == NULL)
 		return;
 	rg_ca_reaper_stop(ca);
-	for (size_t i = 0; i < CA_MAX_HOSTS; i++)
+	for (size_t i = 0; i < CA_MAX_HOSTS; i++) {
 		rg_pool_free(ca->hosts[i].pool);
+		rg_tstate_destroy(&ca->hosts[i].ts);
+	}
 	rg_list_free(&ca->check_domains);
 	pthread_mutex_destroy(&ca->dom_lock);
 	free(ca->doms);
@@ -340,6 +346,8 @@ ca_open(struct rg_backend *b, const struct rg_section *sec,
 		free(ca);
 		return -2;
 	}
+	for (size_t i = 0; i < CA_MAX_HOSTS; i++)	/* ca_free's too */
+		rg_tstate_init(&ca->hosts[i].ts);
 	if (rg_section_check_keys(sec, ca_keys, err) != 0 ||
 	    rg_ca_parse_keys(ca, sec, err) != 0) {
 		ca_free(ca);
@@ -555,6 +563,17 @@ ca_stats(struct rg_backend *b, char *buf, size_t len)
 		snprintf(buf, len, "stats truncated");
 }
 
+/* Each host of `hosts`, as the probes last found it. */
+static size_t
+ca_targets(struct rg_backend *b, struct rg_target_state *out, size_t max)
+{
+	struct ca	*ca = b->priv;
+	size_t		 i;
+
+	for (i = 0; i < ca->nhosts && i < max; i++)
+		rg_tstate_read(&ca->hosts[i].ts, ca->hosts[i].label, &out[i]);
+	return i;
+}
 
 const struct rg_backend_ops rg_backend_callahead_ops = {
 	.type = "callahead",
@@ -564,4 +583,5 @@ const struct rg_backend_ops rg_backend_callahead_ops = {
 	.check = ca_check,
 	.worst_case_ms = ca_worst_case_ms,
 	.stats = ca_stats,
+	.targets = ca_targets,
 };

@@ -16,7 +16,8 @@
  * handle is owned by one thread between acquire and release, and every
  * connect, bind and search runs with no lock held. A caller finding the
  * pool empty and at its cap waits until its deadline. Per-server
- * holdoffs and counters are atomics.
+ * holdoffs and counters are atomics; per-server up/down state is
+ * rg_tstate's (an atomic load when nothing changes).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -161,6 +162,7 @@ search(struct ldap_backend *lb, struct ldap_conn *c, size_t probe,
 		rc = ldap_search_ext_s(c->ld, lb->base, lb->scope, filter,
 		    attrs, 0, NULL, NULL, &tv, lb->result_attr ? 2 : 1, &res);
 		if (rc == LDAP_SUCCESS || rc == LDAP_SIZELIMIT_EXCEEDED) {
+			rg_tstate_up(&lb->ts[c->uri_idx]);
 			if (has_entry(lb, c->ld, res))
 				r = RG_FOUND;
 			else if (rc == LDAP_SUCCESS)
@@ -177,6 +179,11 @@ search(struct ldap_backend *lb, struct ldap_conn *c, size_t probe,
 			    lb->base);
 		if (!conn_is_dead(rc))
 			break;
+		/* A handle dropped while idle is no news (the reconnect
+		 * says); a timeout or a second failure is the server's. */
+		if (rc == LDAP_TIMEOUT || attempt == 1)
+			rg_tstate_down(&lb->ts[c->uri_idx],
+			    lb->uris[c->uri_idx], err->msg);
 		ldap_msgfree(res);
 		res = NULL;
 		rg_ldap_conn_drop(c);
@@ -320,6 +327,18 @@ ldap_stats(struct rg_backend *b, char *buf, size_t len)
 		memcpy(buf + len - 4, "...", 4);
 }
 
+/* Each server of `uri`, as the connects and searches last found it. */
+static size_t
+ldap_targets(struct rg_backend *b, struct rg_target_state *out, size_t max)
+{
+	struct ldap_backend	*lb = b->priv;
+	size_t			 i;
+
+	for (i = 0; i < lb->nuris && i < max; i++)
+		rg_tstate_read(&lb->ts[i], lb->uris[i], &out[i]);
+	return i;
+}
+
 const struct rg_backend_ops rg_backend_ldap_ops = {
 	.type = "ldap",
 	.open = ldap_open,
@@ -328,4 +347,5 @@ const struct rg_backend_ops rg_backend_ldap_ops = {
 	.check = ldap_check,
 	.worst_case_ms = ldap_worst_case_ms,
 	.stats = ldap_stats,
+	.targets = ldap_targets,
 };

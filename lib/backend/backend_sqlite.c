@@ -423,6 +423,11 @@ sq_lookup(struct rg_backend *b, const struct rg_query *q,
 	c->last = d;
 	r = db_lookup(d, q, &st, saved, left, err);
 	rg_pool_release(sq->pool, d, RG_POOL_KEEP);
+	/* the file's state: what this lookup found of it */
+	if (r == RG_TEMPFAIL || r == RG_CONFIG)
+		rg_tstate_down(&sq->ts, sq->path, err->msg);
+	else
+		rg_tstate_up(&sq->ts);
 	if (r == RG_TEMPFAIL)
 		goto fail;
 	if (r == RG_CONFIG) {
@@ -467,6 +472,7 @@ sq_free(struct sq *sq)
 	if (sq == NULL)
 		return;
 	rg_pool_free(sq->pool);
+	rg_tstate_destroy(&sq->ts);
 	free(sq->path);
 	free(sq->walpath);
 	free(sq->journalpath);
@@ -515,7 +521,8 @@ sq_validate(const struct rg_section *sec, struct sq *sq,
 		rg_section_error(sec, "query", err, "%s%s%s", why,
 		    bad ? ", not " : "", bad ? bad : "");
 		ret = -1;
-	}
+	} else
+		rg_tstate_up(&sq->ts);	/* the file opened and prepared */
 out:
 	sqlite3_finalize(stmt);
 	sqlite3_close_v2(db);
@@ -558,6 +565,7 @@ sq_open(struct rg_backend *b, const struct rg_section *sec,
 	}
 	if ((sq = calloc(1, sizeof(*sq))) == NULL)
 		goto nomem;
+	rg_tstate_init(&sq->ts);
 	if ((sq->path = strdup(path)) == NULL ||
 	    (sq->query = strdup(query != NULL ? query : SQ_DEFAULT_QUERY))
 	    == NULL || (sq->uri = immutable_uri(path)) == NULL)
@@ -682,6 +690,18 @@ sq_stats(struct rg_backend *b, char *buf, size_t len)
 	    (uint64_t)atomic_load(&sq->rechecks));
 }
 
+/* One target, the file. */
+static size_t
+sq_targets(struct rg_backend *b, struct rg_target_state *out, size_t max)
+{
+	struct sq	*sq = b->priv;
+
+	if (max == 0)
+		return 0;
+	rg_tstate_read(&sq->ts, sq->path, out);
+	return 1;
+}
+
 const struct rg_backend_ops rg_backend_sqlite_ops = {
 	.type = "sqlite",
 	.open = sq_open,
@@ -690,4 +710,5 @@ const struct rg_backend_ops rg_backend_sqlite_ops = {
 	.generation = rg_sq_generation,
 	.check = sq_check,
 	.stats = sq_stats,
+	.targets = sq_targets,
 };

@@ -11,7 +11,9 @@
  * reach an SMTP client (it goes into err, escaped, for the log).
  *
  * Locking: each host's pool (pool.c) guards its connections; reap_lock
- * guards the reaper's start and stop flags (reap_cond wakes it).
+ * guards the reaper's start and stop flags (reap_cond wakes it). Each
+ * connect's outcome goes into the host's rg_tstate (atomics, and a leaf
+ * lock for the error text).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -144,6 +146,7 @@ rg_ca_conn_connect(struct ca_host *h, struct ca_conn *c, uint64_t q_deadline,
 	if (rg_smtp_connect(h->host, h->port, step_deadline(ca, q_deadline),
 	    &s, &e) != RG_SMTP_OK) {
 		rg_error_set(err, "%s: %s", h->label, e.msg);
+		rg_tstate_down(&h->ts, h->label, err->msg);
 		return -1;
 	}
 	if (rg_smtp_read_reply(s, step_deadline(ca, q_deadline), &r, &e) !=
@@ -179,8 +182,10 @@ rg_ca_conn_connect(struct ca_host *h, struct ca_conn *c, uint64_t q_deadline,
 	c->smtp = s;
 	c->smtputf8 = utf8;
 	atomic_fetch_add(&h->connects, 1);
+	rg_tstate_up(&h->ts);
 	return 0;
 fail:
+	rg_tstate_down(&h->ts, h->label, err->msg);
 	rg_smtp_close(s, true);
 	return -1;
 }

@@ -20,6 +20,7 @@
 #include "pool.h"
 #include "rg_time.h"
 #include "smtp_client.h"
+#include "target_state.h"
 
 #define CA_MAX_HOSTS		16
 #define CA_MAX_DOMAINS		1024	/* accept-all state kept per domain */
@@ -44,6 +45,7 @@ struct ca_host {
 	/* Kept connections, at most max_connections (pool.c locks it). */
 	struct rg_pool	*pool;
 	atomic_uint_fast64_t connects;	/* connections opened */
+	struct rg_tstate ts;		/* up/down as probes found it */
 };
 
 struct ca_domain {

@@ -30,6 +30,8 @@ rg_ldap_backend_free(struct ldap_backend *lb)
 	rg_pool_free(lb->pool);
 	for (size_t i = 0; i < lb->nuris; i++)
 		free(lb->uris[i]);
+	for (size_t i = 0; i < LDAP_URIS_MAX; i++)
+		rg_tstate_destroy(&lb->ts[i]);
 	free(lb->base);
 	free(lb->filter);
 	free(lb->bind_dn);
@@ -394,6 +396,8 @@ rg_ldap_backend_new(const char *name, const struct rg_section *sec,
 		rg_error_set(err, "out of memory");
 		return NULL;
 	}
+	for (size_t i = 0; i < LDAP_URIS_MAX; i++)
+		rg_tstate_init(&lb->ts[i]);
 	snprintf(lb->name, sizeof(lb->name), "%s", name);
 	if (conf_uris(lb, sec, err) == -1)
 		goto fail;

@@ -9,7 +9,8 @@
  * (ld == NULL), and must not block past the caller's deadline.
  *
  * Locking: none of its own. A handle belongs to the thread that took
- * it from the pool; per-server holdoffs and counters are atomics.
+ * it from the pool; per-server holdoffs and counters are atomics, and
+ * each connect's outcome goes into the server's rg_tstate.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -192,12 +193,14 @@ rg_ldap_conn_connect(struct ldap_backend *lb, struct ldap_conn *c,
 		if (rg_ldap_connect_one(lb, lb->uris[i], deadline_ms, &ld,
 		    &why) == LDAP_SUCCESS) {
 			atomic_store(&lb->down_until[i], 0);
+			rg_tstate_up(&lb->ts[i]);
 			c->ld = ld;
 			c->uri_idx = i;
 			rg_error_clear(err);
 			return 0;
 		}
 		atomic_store(&lb->down_until[i], rg_now_ms() + lb->failback_ms);
+		rg_tstate_down(&lb->ts[i], lb->uris[i], why.msg);
 		rg_error_append(err, "%s", why.msg);
 	}
 	return -1;

@@ -18,6 +18,7 @@
 
 #include "backend.h"
 #include "pool.h"
+#include "target_state.h"
 
 #define LDAP_DEFAULT_TIMEOUT_MS	3000
 #define LDAP_DEFAULT_FAILBACK_MS 30000
@@ -60,6 +61,10 @@ struct ldap_backend {
 
 	/* Per server: rg_now_ms() until which it is tried last (0: up). */
 	_Atomic uint64_t down_until[LDAP_URIS_MAX];
+
+	/* Per server: up/down as connects and searches found it, for
+	 * `rcptgate-ctl status` (all LDAP_URIS_MAX initialised). */
+	struct rg_tstate ts[LDAP_URIS_MAX];
 
 	_Atomic uint64_t n_lookups, n_found, n_notfound, n_tempfail,
 			 n_connects, n_reconnects;

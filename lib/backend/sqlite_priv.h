@@ -18,6 +18,7 @@
 
 #include "backend.h"
 #include "pool.h"
+#include "target_state.h"
 
 #define SQ_DEFAULT_PATH		"/var/lib/rcptgate/recipients.db"
 #define SQ_DEFAULT_QUERY \
@@ -99,6 +100,8 @@ struct sq {
 	atomic_uint_fast64_t immutable_opens;
 	atomic_uint_fast64_t rechecks;	/* "no row"s looked up again */
 	atomic_uint_fast64_t empty_ms;	/* last "empty table" warning */
+	struct rg_tstate ts;		/* the file: did the last open or
+					 * lookup work? */
 };
 
 /* sqlite_file.c */

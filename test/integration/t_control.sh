@@ -60,7 +60,7 @@ rg_expect_eq "flush one address" "$(C flush Alice@Example.COM)" "alice@example.c
 rg_expect_match "alice rejected after the flush" "$(rg_rcpt $PORT_mx alice@example.com)" '^550 5\.1\.1 '
 rg_expect_match "flush --all" "$(C flush --all)" '^flushed [1-9][0-9]* entries$'
 rg_expect_match "status: backend up" "$(C status)" "backend local \(sqlite\): up since 20"
-rg_expect_match "status: what the backend tries" "$(C status)" "  tries: $db"
+rg_expect_match "status: the file, up" "$(C status)" "  $db up since 20"
 
 # explain counts nothing toward harvest and caches nothing
 for i in $(seq 8); do C explain "ghost$i@example.com" --client 127.0.0.9 >/dev/null; done
