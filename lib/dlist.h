@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * An intrusive doubly-linked list: the cache's LRU order and the harvest
+ * An intrusive doubly-linked list: the cache's LRU order, the pool's idle
+ * connections and the harvest
  * limiter's counter and block lists. A struct rg_dlink sits inside the
  * element; RG_DLIST_ENTRY gets the element back from its link.
  *

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "dlist.h"
 #include "pool.h"
 #include "rg_time.h"
 
@@ -25,8 +26,12 @@
 struct node {
 	void		*conn;
 	uint64_t	 since_ms;	/* idle since (rg_now_ms()) */
-	struct node	*prev, *next;
+	struct rg_dlink	 link;		/* on the idle list */
+	struct node	*spare_next;	/* on the spare stack */
 };
+
+/* The node of an idle-list link (NULL for NULL). */
+#define IDLE(l)	RG_DLIST_ENTRY((l), struct node, link)
 
 struct rg_pool {
 	struct rg_pool_hooks	 hooks;
@@ -43,8 +48,8 @@ struct rg_pool {
 	pthread_mutex_t		 lock;
 	/* Signalled under lock when a connection goes idle or a slot frees. */
 	pthread_cond_t		 freed;
-	struct node		*head, *tail;
-	struct node		*spare;		/* linked by next */
+	struct rg_dlist		 idle;
+	struct node		*spare;		/* linked by spare_next */
 	size_t			 size, nidle, peak;
 	size_t			 nwaiting;	/* callers in wait_until() */
 	uint64_t		 opens, reuses, waits, timeouts;
@@ -74,7 +79,7 @@ rg_pool_new(const struct rg_pool_hooks *hooks, void *ctx, size_t max,
 	p->max = max;
 	p->idle_ms = idle_ms;
 	for (i = 0; i < max; i++) {
-		p->nodes[i].next = p->spare;
+		p->nodes[i].spare_next = p->spare;
 		p->spare = &p->nodes[i];
 	}
 	/* Deadlines are rg_now_ms(): the condition must wait on the same
@@ -113,17 +118,9 @@ idle_take(struct rg_pool *p, struct node *n)
 {
 	void	*conn = n->conn;
 
-	if (n->prev != NULL)
-		n->prev->next = n->next;
-	else
-		p->head = n->next;
-	if (n->next != NULL)
-		n->next->prev = n->prev;
-	else
-		p->tail = n->prev;
+	rg_dlist_remove(&p->idle, &n->link);
 	n->conn = NULL;
-	n->prev = NULL;
-	n->next = p->spare;
+	n->spare_next = p->spare;
 	p->spare = n;
 	p->nidle--;
 	return conn;
@@ -134,8 +131,8 @@ rg_pool_free(struct rg_pool *p)
 {
 	if (p == NULL)
 		return;
-	while (p->head != NULL)
-		p->hooks.close(p->ctx, idle_take(p, p->head), true);
+	while (p->idle.head != NULL)
+		p->hooks.close(p->ctx, idle_take(p, IDLE(p->idle.head)), true);
 	pthread_mutex_destroy(&p->lock);
 	pthread_cond_destroy(&p->freed);
 	free(p->nodes);
@@ -166,11 +163,11 @@ static void *
 expired(struct rg_pool *p)
 {
 	/* idle_ms first: the drivers that never reap skip the clock */
-	if (p->idle_ms == 0 || p->tail == NULL ||
-	    rg_now_ms() - p->tail->since_ms < p->idle_ms)
+	if (p->idle_ms == 0 || p->idle.tail == NULL ||
+	    rg_now_ms() - IDLE(p->idle.tail)->since_ms < p->idle_ms)
 		return NULL;
 	/* The slot stays counted until close() is done (slot_free). */
-	return idle_take(p, p->tail);
+	return idle_take(p, IDLE(p->idle.tail));
 }
 
 /* Wait for the condition until deadline_ms: 0 or ETIMEDOUT. */
@@ -234,10 +231,11 @@ idle_pick(struct rg_pool *p, const void *prefer)
 	struct node	*n;
 
 	if (prefer != NULL)
-		for (n = p->head; n != NULL; n = n->next)
+		for (n = IDLE(p->idle.head); n != NULL;
+		    n = IDLE(n->link.next))
 			if (n->conn == prefer)
 				return n;
-	return p->head;
+	return IDLE(p->idle.head);
 }
 
 enum rg_pool_status
@@ -258,7 +256,7 @@ rg_pool_acquire_prefer(struct rg_pool *p, const void *prefer,
 			pthread_mutex_lock(&p->lock);
 			continue;
 		}
-		if (p->head != NULL) {
+		if (p->idle.head != NULL) {
 			c = idle_take(p, idle_pick(p, prefer));
 			p->reuses++;
 			pthread_mutex_unlock(&p->lock);
@@ -284,7 +282,7 @@ rg_pool_acquire_prefer(struct rg_pool *p, const void *prefer,
 			p->waits++;
 		}
 		if (wait_until(p, deadline_ms) == ETIMEDOUT &&
-		    p->head == NULL && p->size >= p->max) {
+		    p->idle.head == NULL && p->size >= p->max) {
 			p->timeouts++;
 			pthread_mutex_unlock(&p->lock);
 			rg_error_set(err, "all %zu connections busy until the "
@@ -306,16 +304,10 @@ rg_pool_release(struct rg_pool *p, void *conn, enum rg_pool_return how)
 	pthread_mutex_lock(&p->lock);
 	/* size <= max and conn is not idle: a spare node is there. */
 	n = p->spare;
-	p->spare = n->next;
+	p->spare = n->spare_next;
 	n->conn = conn;
 	n->since_ms = p->idle_ms != 0 ? rg_now_ms() : 0;
-	n->prev = NULL;
-	n->next = p->head;
-	if (p->head != NULL)
-		p->head->prev = n;
-	else
-		p->tail = n;
-	p->head = n;
+	rg_dlist_push_head(&p->idle, &n->link);
 	p->nidle++;
 	wake(p);
 	pthread_mutex_unlock(&p->lock);
