@@ -1,11 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * An intrusive doubly-linked list: the cache's LRU order, the pool's idle
- * connections and the harvest
- * limiter's counter and block lists. A struct rg_dlink sits inside the
- * element; RG_DLIST_ENTRY gets the element back from its link.
+ * connections and the harvest limiter's counter and block lists. A
+ * struct rg_dlink sits inside the element; RG_DLIST_ENTRY gets the
+ * element back from its link.
  *
- * Locking: none; the owner of the list (a cache or harvest shard) holds
+ * Locking: none; the owner of the list (a cache or harvest shard, a pool) holds
  * its lock around every call.
  */
 #ifndef RG_DLIST_H
