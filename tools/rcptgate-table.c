@@ -3,6 +3,8 @@
  * rcptgate-table: keep the default SQLite recipient table.
  *
  *	rcptgate-table [-d DB] [-f] replace FILE|-
+ *	rcptgate-table [-d DB] [-f] replace --ldif [--ldif-attrs LIST]
+ *	    [--ldif-include-disabled] FILE|-
  *	rcptgate-table [-d DB] add ADDRESS...
  *	rcptgate-table [-d DB] remove ADDRESS...
  *	rcptgate-table [-d DB] list
@@ -11,15 +13,21 @@
  * atomic file operations. Single-threaded. Malformed input is reported
  * line by line and changes nothing (exit EX_DATAERR); so does a replace
  * that would leave the table empty or remove more than half of its
- * rows, unless -f is given.
+ * rows, unless -f is given. LDIF (lib/backend/ldif.c) goes through the
+ * same normalisation and the same refusals; on a terminal a long read
+ * shows its progress on stderr, elsewhere it stays quiet.
  */
 #include <errno.h>
+#include <getopt.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sysexits.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "ldif.h"
 #include "table.h"
 
 static const char *progname = "rcptgate-table";
@@ -29,13 +37,16 @@ usage(void)
 {
 	fprintf(stderr,
 	    "usage: %s [-d DB] [-f] replace FILE|-\n"
+	    "       %s [-d DB] [-f] replace --ldif [--ldif-attrs LIST]\n"
+	    "           [--ldif-include-disabled] FILE|-\n"
 	    "       %s [-d DB] add ADDRESS...\n"
 	    "       %s [-d DB] remove ADDRESS...\n"
 	    "       %s [-d DB] list\n"
 	    "DB defaults to %s\n"
 	    "-f: replace even with an empty input, or one that removes "
 	    "more than half\n    of the rows\n",
-	    progname, progname, progname, progname, RG_TABLE_DEFAULT_DB);
+	    progname, progname, progname, progname, RG_TABLE_DEFAULT_DB,
+	    RG_LDIF_DEFAULT_ATTRS);
 	exit(EX_USAGE);
 }
 
@@ -45,8 +56,53 @@ report_bad(void *arg, const char *name, long line, const char *why)
 	fprintf(stderr, "%s:%ld: %s\n", name, line, why);
 }
 
+/* Progress on a terminal: at most four updates a second. */
+struct progress {
+	bool		tty;
+	bool		shown;
+	struct timespec	last;
+};
+
+static void
+show_progress(void *arg, long entries, size_t keys)
+{
+	struct progress	*p = arg;
+	struct timespec	 now;
+
+	if (!p->tty)
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if (p->shown && (now.tv_sec - p->last.tv_sec) * 1000 +
+	    (now.tv_nsec - p->last.tv_nsec) / 1000000 < 250)
+		return;
+	p->last = now;
+	p->shown = true;
+	fprintf(stderr, "\r%s: %ld entries read, %zu addresses", progname,
+	    entries, keys);
+}
+
+static void
+report_warn(void *arg, const char *name, long line, const char *why)
+{
+	struct progress	*p = arg;
+
+	fprintf(stderr, "%s%s:%ld: %s\n", p->shown ? "\n" : "", name, line,
+	    why);
+	p->shown = false;
+}
+
+static long
+read_input(FILE *in, const char *name, struct rg_ldif_opts *lo,
+    struct rg_table_keys *keys)
+{
+	if (lo == NULL)
+		return rg_table_read(in, name, keys, report_bad, NULL);
+	return rg_ldif_read(in, name, lo, keys, report_bad, NULL);
+}
+
 static int
-cmd_replace(const char *db, const char *file, int flags)
+cmd_replace(const char *db, const char *file, int flags,
+    struct rg_ldif_opts *lo)
 {
 	struct rg_table_keys	 keys = { 0 };
 	FILE			*in;
@@ -67,8 +123,10 @@ cmd_replace(const char *db, const char *file, int flags)
 		}
 		name = file;
 	}
-	nbad = rg_table_read(in, name, &keys, report_bad, NULL);
+	nbad = read_input(in, name, lo, &keys);
 	saved = errno;
+	if (lo != NULL && ((struct progress *)lo->arg)->shown)
+		fputc('\n', stderr);
 	if (in != stdin)
 		fclose(in);
 	if (nbad == -1) {
@@ -87,6 +145,9 @@ cmd_replace(const char *db, const char *file, int flags)
 	ex = rg_table_replace(db, &keys, flags, errbuf, sizeof(errbuf));
 	if (ex != 0)
 		fprintf(stderr, "%s: %s\n", progname, errbuf);
+	else if (lo != NULL && ((struct progress *)lo->arg)->tty)
+		fprintf(stderr, "%s: %zu addresses read, table %s written\n",
+		    progname, keys.n, db);
 	rg_table_keys_free(&keys);
 	return ex;
 }
@@ -129,9 +190,34 @@ main(int argc, char **argv)
 	char			 errbuf[4096];
 	size_t			 removed = 0;
 	int			 ch, ex, flags = 0;
+	bool			 ldif = false;
+	struct progress		 prog = { .tty = isatty(STDERR_FILENO) };
+	struct rg_ldif_opts	 lo = { .warn = report_warn,
+				    .progress = show_progress, .arg = &prog };
+	static const struct option longopts[] = {
+		{ "ldif",			no_argument,	   NULL, 'L' },
+		{ "ldif-attrs",			required_argument, NULL, 'A' },
+		{ "ldif-include-disabled",	no_argument,	   NULL, 'D' },
+		{ NULL,				0,		   NULL, 0 },
+	};
 
-	while ((ch = getopt(argc, argv, "d:fh")) != -1) {
+	while ((ch = getopt_long(argc, argv, "d:fh", longopts, NULL)) != -1) {
 		switch (ch) {
+		case 'L':
+			ldif = true;
+			break;
+		case 'A':
+			if (rg_ldif_check_attrs(optarg, errbuf,
+			    sizeof(errbuf)) == -1) {
+				fprintf(stderr, "%s: --ldif-attrs: %s\n",
+				    progname, errbuf);
+				return EX_USAGE;
+			}
+			lo.attrs = optarg;
+			break;
+		case 'D':
+			lo.include_disabled = true;
+			break;
 		case 'f':
 			flags |= RG_TABLE_FORCE;
 			break;
@@ -151,11 +237,16 @@ main(int argc, char **argv)
 	cmd = argv[0];
 	argc--;
 	argv++;
+	/* LDIF options only where input is read: replace. */
+	if ((lo.attrs != NULL || lo.include_disabled) && !ldif)
+		usage();
+	if (ldif && strcmp(cmd, "replace") != 0)
+		usage();
 
 	if (strcmp(cmd, "replace") == 0) {
 		if (argc != 1)
 			usage();
-		return cmd_replace(db, argv[0], flags);
+		return cmd_replace(db, argv[0], flags, ldif ? &lo : NULL);
 	}
 	if (strcmp(cmd, "list") == 0) {
 		if (argc != 0)

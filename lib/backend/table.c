@@ -224,8 +224,8 @@ rg_table_keys_free(struct rg_table_keys *k)
 	k->n = k->cap = 0;
 }
 
-static int
-keys_add(struct rg_table_keys *k, const char *key)
+int
+rg_table_keys_add(struct rg_table_keys *k, const char *key)
 {
 	char	**v;
 	size_t	  cap;
@@ -271,7 +271,7 @@ rg_table_read(FILE *in, const char *name, struct rg_table_keys *keys,
 			nbad++;
 			break;
 		case RG_TABLE_KEY:
-			if (nbad == 0 && keys_add(keys, key) == -1) {
+			if (nbad == 0 && rg_table_keys_add(keys, key) == -1) {
 				free(line);
 				errno = ENOMEM;
 				return -1;

@@ -60,6 +60,9 @@ struct rg_table_keys {
 
 void	rg_table_keys_free(struct rg_table_keys *);	/* NULL allowed */
 
+/* Append a copy of key: 0, or -1 (ENOMEM) with k unchanged. */
+int	rg_table_keys_add(struct rg_table_keys *k, const char *key);
+
 /* Called once per malformed line. */
 typedef void rg_table_bad_fn(void *arg, const char *name, long line,
 	    const char *why);
