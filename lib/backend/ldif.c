@@ -38,6 +38,7 @@ struct reader {
 	char		*buf;		/* the unfolded line */
 	size_t		 len, cap;
 	bool		 overflow, nul, badenc;
+	bool		 oddbyte;	/* UTF-16 input ended mid-unit */
 	char		 attrs[RG_LDIF_ATTRS_MAX][ATTR_NAME_MAX + 1];
 	int		 nattrs;
 	const struct rg_ldif_opts *o;
@@ -139,7 +140,7 @@ unit16(struct reader *r)
 	if ((lo = getc(r->in)) == EOF)
 		return -1;
 	if ((hi = getc(r->in)) == EOF) {
-		r->badenc = true;
+		r->oddbyte = true;
 		return -1;
 	}
 	return lo | hi << 8;
@@ -570,8 +571,8 @@ rg_ldif_read(FILE *in, const char *name, const struct rg_ldif_opts *o,
 	saved = errno;
 	if (rc == 0 && entry_end(&r, keys) == -1)
 		rc = -1;
-	if (rc == 0 && r.badenc)
-		say_bad(&r, r.lineno, "%s", "UTF-16 input ends in the "
+	if (rc == 0 && r.oddbyte)
+		say_bad(&r, r.lineno > 0 ? r.lineno : 1, "%s", "UTF-16 input ends in the "
 		    "middle of a character");
 	free(r.buf);
 	rg_table_keys_free(&r.pend);
