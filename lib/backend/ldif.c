@@ -350,6 +350,17 @@ value_key(struct reader *r, long line, const char *v,
 			v = colon + 1;
 		}
 	}
+	/*
+	 * rg_addr_parse reads an RCPT TO argument and stops at a space (ESMTP
+	 * parameters follow), so "x y@z" would become "x": refuse any space
+	 * or control byte in a directory value before it gets there.
+	 */
+	for (p = v; *p != '\0'; p++)
+		if ((unsigned char)*p <= ' ' || *p == 0x7f) {
+			say_bad(r, line, "'%.80s': not an address (space or "
+			    "control character)", v);
+			return -1;
+		}
 	if (v[0] == '@') {
 		say_bad(r, line, "'%.80s': a catch-all is not taken from "
 		    "LDIF", v);

@@ -149,6 +149,10 @@ static const struct {
 	  "not a number" },
 	{ E("dn: x\r\nmail: a@b.c\r\nmail: x\r\n"), NULL, false, "", 1, 3,
 	  "not an address" },
+	/* a space would end the address in rg_addr_parse (fuzz find) */
+	{ E("dn: x\nmail: ~3 Ys@b.c\n"), NULL, false, "", 1, 2, "space" },
+	{ E("dn: x\nmail: a@b.c \n"), NULL, false, "", 1, 2, "space" },
+	{ E("dn: x\nmail:: YUBiLmMJ\n"), NULL, false, "", 1, 2, "control" },
 	/* hostile: NUL bytes, odd UTF-16 */
 	{ E("dn: x\nmail: a\0@b.c\n"), NULL, false, "", 1, 2, "NUL" },
 	{ E("dn: x\nmail:: YQBiQGIuYw==\n"), NULL, false, "", 1, 2, "NUL" },
