@@ -182,18 +182,13 @@ args_keys(int argc, char **argv, struct rg_table_keys *keys)
 	return nbad > 0 ? EX_DATAERR : 0;
 }
 
-int
-main(int argc, char **argv)
+/* The options before or after the verb: optind, or exit on misuse. */
+static int
+parse_opts(int argc, char **argv, const char **db, int *flags,
+    bool *ldif, struct rg_ldif_opts *lo)
 {
-	struct rg_table_keys	 keys = { 0 };
-	const char		*db = RG_TABLE_DEFAULT_DB, *cmd;
-	char			 errbuf[4096];
-	size_t			 removed = 0;
-	int			 ch, ex, flags = 0;
-	bool			 ldif = false;
-	struct progress		 prog = { .tty = isatty(STDERR_FILENO) };
-	struct rg_ldif_opts	 lo = { .warn = report_warn,
-				    .progress = show_progress, .arg = &prog };
+	char	why[256];
+	int	ch;
 	static const struct option longopts[] = {
 		{ "ldif",			no_argument,	   NULL, 'L' },
 		{ "ldif-attrs",			required_argument, NULL, 'A' },
@@ -204,32 +199,52 @@ main(int argc, char **argv)
 	while ((ch = getopt_long(argc, argv, "d:fh", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'L':
-			ldif = true;
+			*ldif = true;
 			break;
 		case 'A':
-			if (rg_ldif_check_attrs(optarg, errbuf,
-			    sizeof(errbuf)) == -1) {
+			if (rg_ldif_check_attrs(optarg, why,
+			    sizeof(why)) == -1) {
 				fprintf(stderr, "%s: --ldif-attrs: %s\n",
-				    progname, errbuf);
-				return EX_USAGE;
+				    progname, why);
+				exit(EX_USAGE);
 			}
-			lo.attrs = optarg;
+			lo->attrs = optarg;
 			break;
 		case 'D':
-			lo.include_disabled = true;
+			lo->include_disabled = true;
 			break;
 		case 'f':
-			flags |= RG_TABLE_FORCE;
+			*flags |= RG_TABLE_FORCE;
 			break;
 		case 'd':
 			if (*optarg == '\0')
 				usage();
-			db = optarg;
+			*db = optarg;
 			break;
 		default:
 			usage();
 		}
 	}
+	/* LDIF options only with --ldif */
+	if ((lo->attrs != NULL || lo->include_disabled) && !*ldif)
+		usage();
+	return optind;
+}
+
+int
+main(int argc, char **argv)
+{
+	struct rg_table_keys	 keys = { 0 };
+	const char		*db = RG_TABLE_DEFAULT_DB, *cmd;
+	char			 errbuf[4096];
+	size_t			 removed = 0;
+	int			 ex, flags = 0;
+	bool			 ldif = false;
+	struct progress		 prog = { .tty = isatty(STDERR_FILENO) };
+	struct rg_ldif_opts	 lo = { .warn = report_warn,
+				    .progress = show_progress, .arg = &prog };
+
+	optind = parse_opts(argc, argv, &db, &flags, &ldif, &lo);
 	argc -= optind;
 	argv += optind;
 	if (argc < 1)
@@ -237,9 +252,7 @@ main(int argc, char **argv)
 	cmd = argv[0];
 	argc--;
 	argv++;
-	/* LDIF options only where input is read: replace. */
-	if ((lo.attrs != NULL || lo.include_disabled) && !ldif)
-		usage();
+	/* LDIF is input, and only replace reads input. */
 	if (ldif && strcmp(cmd, "replace") != 0)
 		usage();
 
