@@ -82,6 +82,22 @@ show_progress(void *arg, long entries, size_t keys)
 }
 
 static void
+show_written(void *arg, size_t done, size_t total)
+{
+	struct progress	*p = arg;
+	struct timespec	 now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if ((now.tv_sec - p->last.tv_sec) * 1000 +
+	    (now.tv_nsec - p->last.tv_nsec) / 1000000 < 250)
+		return;
+	p->last = now;
+	p->shown = true;
+	fprintf(stderr, "\r%s: %zu of %zu rows written", progname, done,
+	    total);
+}
+
+static void
 report_warn(void *arg, const char *name, long line, const char *why)
 {
 	struct progress	*p = arg;
@@ -89,6 +105,18 @@ report_warn(void *arg, const char *name, long line, const char *why)
 	fprintf(stderr, "%s%s:%ld: %s\n", p->shown ? "\n" : "", name, line,
 	    why);
 	p->shown = false;
+}
+
+/* End a progress line, so what follows starts on a line of its own. */
+static void
+prog_end(struct rg_ldif_opts *lo)
+{
+	struct progress	*p = lo != NULL ? lo->arg : NULL;
+
+	if (p != NULL && p->shown) {
+		fputc('\n', stderr);
+		p->shown = false;
+	}
 }
 
 static long
@@ -125,8 +153,7 @@ cmd_replace(const char *db, const char *file, int flags,
 	}
 	nbad = read_input(in, name, lo, &keys);
 	saved = errno;
-	if (lo != NULL && ((struct progress *)lo->arg)->shown)
-		fputc('\n', stderr);
+	prog_end(lo);
 	if (in != stdin)
 		fclose(in);
 	if (nbad == -1) {
@@ -142,7 +169,12 @@ cmd_replace(const char *db, const char *file, int flags,
 		rg_table_keys_free(&keys);
 		return EX_DATAERR;
 	}
+	if (lo != NULL && ((struct progress *)lo->arg)->tty) {
+		keys.progress = show_written;
+		keys.progress_arg = lo->arg;
+	}
 	ex = rg_table_replace(db, &keys, flags, errbuf, sizeof(errbuf));
+	prog_end(lo);
 	if (ex != 0)
 		fprintf(stderr, "%s: %s\n", progname, errbuf);
 	else if (lo != NULL && ((struct progress *)lo->arg)->tty)

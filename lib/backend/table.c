@@ -369,6 +369,8 @@ run_keys(sqlite3 *db, const char *sql, const struct rg_table_keys *keys,
 		if (rc != SQLITE_OK)
 			break;
 		*changes += (size_t)sqlite3_changes(db);
+		if (keys->progress != NULL && (i + 1) % 4096 == 0)
+			keys->progress(keys->progress_arg, i + 1, keys->n);
 	}
 	sqlite3_finalize(stmt);
 	return rc;

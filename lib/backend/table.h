@@ -51,11 +51,20 @@ enum rg_table_line rg_table_parse_line(const char *line,
 int	rg_table_normalise(const char *arg, char key[RG_PATH_MAX + 1],
 	    char *why, size_t whylen);
 
-/* A list of keys, owned. */
+/* Rows written so far, of total; see struct rg_table_keys. */
+typedef void rg_table_progress_fn(void *arg, size_t done, size_t total);
+
+/*
+ * A list of keys, owned. progress (optional, with progress_arg) is
+ * called every 4096 rows while replace / add / remove write the keys:
+ * it travels with the keys so the write paths need no extra argument.
+ */
 struct rg_table_keys {
-	size_t	  n;
-	size_t	  cap;
-	char	**v;
+	size_t			  n;
+	size_t			  cap;
+	char			**v;
+	rg_table_progress_fn	 *progress;
+	void			 *progress_arg;
 };
 
 void	rg_table_keys_free(struct rg_table_keys *);	/* NULL allowed */
