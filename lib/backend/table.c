@@ -97,8 +97,12 @@ rg_table_normalise(const char *arg, char key[RG_PATH_MAX + 1], char *why,
 		return 0;
 	}
 	st = rg_addr_parse(arg, &a);
-	if (st == RG_ADDR_OK && strchr(arg, '@') == NULL)
-		st = RG_ADDR_SYNTAX;	/* a bare local part is no recipient */
+	/*
+	 * A bare local part is no recipient. Ask the parse, not the text:
+	 * rg_addr_parse takes "bob X=a@b" as "bob" with an ESMTP parameter.
+	 */
+	if (st == RG_ADDR_OK && a.domain[0] == '\0')
+		st = RG_ADDR_SYNTAX;
 	if (st != RG_ADDR_OK) {
 		bad_token(why, whylen, arg, st == RG_ADDR_EMPTY ?
 		    "empty address" : st == RG_ADDR_TOOLONG ?

@@ -111,6 +111,9 @@ test_parse_line(void **state)
 		  "\\x01" },	/* escaped in the message */
 		{ "<>",					RG_TABLE_BAD,
 		  "empty address" },
+		/* an '@' only in an ESMTP parameter: no address (was "bob") */
+		{ "\"bob X=a@b.com\",1",			RG_TABLE_BAD,
+		  "not an address" },
 		{ "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
 		  "aaaaa@example.com",			RG_TABLE_BAD,
 		  "too long" },	/* 65-octet local part */
