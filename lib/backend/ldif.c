@@ -351,9 +351,10 @@ value_key(struct reader *r, long line, const char *v,
 		}
 	}
 	/*
-	 * rg_addr_parse reads an RCPT TO argument and stops at a space (ESMTP
-	 * parameters follow), so "x y@z" would become "x": refuse any space
-	 * or control byte in a directory value before it gets there.
+	 * rg_addr_parse reads an RCPT TO argument: after a space come ESMTP
+	 * parameters, so "a@b.c X=1" would become "a@b.c" and junk pass
+	 * unseen. A directory value is one address: refuse any space or
+	 * control byte in it before it gets there.
 	 */
 	for (p = v; *p != '\0'; p++)
 		if ((unsigned char)*p <= ' ' || *p == 0x7f) {
