@@ -64,6 +64,7 @@ struct sess {
 	struct rg_smtp_conn	*c;
 	struct rg_smtp_reply	 last;	/* the reply that ended it, if any */
 	enum rg_smtp_status	 st;	/* why it failed, if it did */
+	char			 detail[256];	/* the client's words on it */
 };
 
 static void
@@ -137,6 +138,17 @@ reply_words(const struct rg_smtp_reply *r, char *out, size_t size)
 	snprintf(out, size, "%s", esc);
 }
 
+/* Keep the first line of a failed call's error for the report. */
+static void
+save_err(struct sess *s, const struct rg_error *err)
+{
+	char	line[sizeof(s->detail)];
+
+	snprintf(line, sizeof(line), "%.*s", (int)strcspn(err->msg, "\n"),
+	    err->msg);
+	escape(line, s->detail, sizeof(s->detail));
+}
+
 static void
 report(struct probe *p, enum verdict v, const char *check, const char *what,
     const char *words)
@@ -187,6 +199,7 @@ cmd(const struct probe *p, struct sess *s, const char *verb,
 	rg_error_clear(&err);
 	s->st = rg_smtp_command(s->c, verb, path, deadline(p), r, &err);
 	if (s->st != RG_SMTP_OK) {
+		save_err(s, &err);
 		sess_close(s);
 		return false;
 	}
@@ -211,11 +224,14 @@ sess_open(struct probe *p, struct sess *s)
 	memset(s, 0, sizeof(*s));
 	rg_error_clear(&err);
 	s->st = rg_smtp_connect(p->host, p->port, deadline(p), &s->c, &err);
-	if (s->st != RG_SMTP_OK)
+	if (s->st != RG_SMTP_OK) {
+		save_err(s, &err);
 		return false;
+	}
 	rg_smtp_local(s->c, p->local, sizeof(p->local));
 	s->st = rg_smtp_read_reply(s->c, deadline(p), &r, &err);
 	if (s->st != RG_SMTP_OK) {
+		save_err(s, &err);
 		sess_close(s);
 		return false;
 	}
@@ -249,7 +265,10 @@ sess_why(const struct sess *s, char *out, size_t size)
 {
 	char	w[WORDS_MAX];
 
-	if (s->st != RG_SMTP_OK)
+	if (s->st != RG_SMTP_OK && s->detail[0] != '\0')
+		snprintf(out, size, "(%s: %s)", rg_smtp_status_str(s->st),
+		    s->detail);
+	else if (s->st != RG_SMTP_OK)
 		snprintf(out, size, "(%s)", rg_smtp_status_str(s->st));
 	else if (s->last.code != 0) {
 		reply_words(&s->last, w, sizeof(w));
@@ -678,8 +697,11 @@ main(int argc, char **argv)
 		    "(%s as this host sees it) for a while\n", p.harvest,
 		    p.local[0] != '\0' ? p.local : "?");
 		check_harvest(&p);
-		printf("to lift the block on an rcptgate MX (the server may "
-		    "see another address behind NAT):\n"
+		/* Printed even when no block was seen: one may come from
+		 * a limit this run left counting, or after it. */
+		printf("to lift any block and counter this run left on an "
+		    "rcptgate MX (behind NAT the server sees another "
+		    "address):\n"
 		    "  rcptgate-ctl unblock %s\n",
 		    p.local[0] != '\0' ? p.local : "ADDRESS");
 	}

@@ -71,6 +71,18 @@ rg_expect_match "harvest: same reply for known and unknown" "$out" \
 rg_expect_match "harvest: unblock line" "$out" $'\n  rcptgate-ctl unblock 127\\.0\\.0\\.1$'
 rg_check "harvest: rcptgate logged the block" grep -q 'harvest: block client=127\.0\.0\.1' "$T/rcptgate.log"
 
+# 4b. A tarpit that slows, never blocks: slowed is good too. A new
+# daemon on the same socket, memory state: the block above is gone.
+rg_stop_rcptgate
+sed -e 's/^max_unknown = 5/max_unknown = 1000/' \
+	-e 's/^exempt =/exempt =\ntarpit = 100ms\ntarpit_max = 1s/' \
+	"$T/rcptgate.conf" >"$T/tarpit.conf"
+rg_start_rcptgate "$T/tarpit.conf" || exit 1
+probe --harvest 8 127.0.0.1:$PORT_gate example.com
+rg_expect_eq "tarpit: exit 0" "$rc" 0
+rg_expect_match "tarpit: slowed reported" "$out" \
+	$'\ngood +harvest +slowed, not blocked: mean per RCPT [0-9]+ ms \\(first quarter\\), [0-9]{4} ms \\(last quarter\\)'
+
 # 5. An unlimited client is a risk.
 rg_start_postfix plain2 "" "${outside[@]}" || exit 1
 probe --harvest 12 127.0.0.1:$PORT_plain2 example.com
@@ -92,7 +104,7 @@ start=$(date +%s)
 probe -t 2 127.0.0.1:$port example.com
 took=$(($(date +%s) - start))
 rg_expect_eq "silent server: exit 75" "$rc" 75
-rg_expect_match "silent server: timeout said" "$out" $'\nunknown +unknown +[^ ]+: \\(timed out\\)'
+rg_expect_match "silent server: timeout said" "$out" $'\nunknown +unknown +[^ ]+: \\(timed out: '
 rg_expect_eq "silent server: every check unknown" "$(echo "$out" | grep -c '^unknown ')" 3
 # One timeout, not one per check: the later checks do not wait again.
 rg_check "silent server: within one timeout ($took s)" test "$took" -le 4
@@ -120,4 +132,14 @@ probe 127.0.0.1:$port example.com
 rg_check "hostile bytes: only printable ASCII out" bash -c "! printf '%s' \"\$1\" | LC_ALL=C grep -q '[^[:print:]]'" _ "$out"
 rg_expect_match "hostile bytes: escaped" "$out" 'red\\xff.%n\\x5cx41'
 rg_expect_eq "hostile: postmaster refused is a risk" "$rc" 1
+
+# 8. The command line.
+"$RCPTGATE_PROBE" --help | grep -q '^usage: rcptgate-probe'
+rg_expect_eq "--help: exit 0" "$?" 0
+"$RCPTGATE_PROBE" 127.0.0.1 >/dev/null 2>&1
+rg_expect_eq "an address without DOMAIN: exit 64" "$?" 64
+"$RCPTGATE_PROBE" 127.0.0.1:x example.com >/dev/null 2>&1
+rg_expect_eq "bad port: exit 64" "$?" 64
+"$RCPTGATE_PROBE" -H 'a>b' 127.0.0.1 example.com >/dev/null 2>&1
+rg_expect_eq "HELO name with '>': exit 64" "$?" 64
 rg_done
