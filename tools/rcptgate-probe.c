@@ -652,7 +652,7 @@ check_paths(const struct probe *p)
 static void
 default_helo(struct probe *p)
 {
-	char	name[256];
+	char	name[256] = { 0 };
 
 	if (p->helo[0] != '\0')
 		return;
