@@ -121,6 +121,9 @@ check "man pages installed" test -f /usr/share/man/man5/rcptgate.conf.5.gz -a \
 check "unit installed" test -f /lib/systemd/system/rcptgate.service
 check "rcptgate-ctl installed" test -x /usr/bin/rcptgate-ctl -a \
 	-f /usr/share/man/man8/rcptgate-ctl.8.gz
+check "rcptgate-probe installed" test -x /usr/bin/rcptgate-probe -a \
+	-f /usr/share/man/man8/rcptgate-probe.8.gz
+check "rcptgate-probe --help" /usr/bin/rcptgate-probe --help
 check "group rcptgate-admin exists" getent group rcptgate-admin
 check "fail2ban filter and jail installed" test -f /etc/fail2ban/filter.d/rcptgate.conf \
 	-a -f /etc/fail2ban/jail.d/rcptgate.conf

@@ -502,6 +502,29 @@ rg_smtp_peer(const struct rg_smtp_conn *c)
 	return c->peer;
 }
 
+int
+rg_smtp_local(const struct rg_smtp_conn *c, char *buf, size_t size)
+{
+	struct sockaddr_storage	ss;
+	socklen_t		len = sizeof(ss);
+	const void		*a;
+	int			rc;
+
+	snprintf(buf, size, "?");
+	if (getsockname(c->fd, (struct sockaddr *)&ss, &len) != 0)
+		return -1;
+	if (ss.ss_family == AF_INET)
+		a = &((struct sockaddr_in *)&ss)->sin_addr;
+	else if (ss.ss_family == AF_INET6)
+		a = &((struct sockaddr_in6 *)&ss)->sin6_addr;
+	else
+		return -1;
+	rc = inet_ntop(ss.ss_family, a, buf, size) == NULL ? -1 : 0;
+	if (rc != 0)
+		snprintf(buf, size, "?");
+	return rc;
+}
+
 void
 rg_smtp_close(struct rg_smtp_conn *c, bool quit)
 {

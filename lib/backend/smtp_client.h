@@ -131,6 +131,13 @@ enum rg_smtp_status rg_smtp_command_params(struct rg_smtp_conn *,
 const char *rg_smtp_peer(const struct rg_smtp_conn *);
 
 /*
+ * Our own address on the connection (getsockname), without the port,
+ * into buf[0..size): what the server sees unless NAT stands between.
+ * Returns 0, or -1 (buf then holds "?").
+ */
+int	rg_smtp_local(const struct rg_smtp_conn *, char *buf, size_t size);
+
+/*
  * Close the connection. If quit, first write "QUIT" without waiting for
  * the answer (never blocks). NULL allowed.
  */

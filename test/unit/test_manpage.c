@@ -331,7 +331,7 @@ test_backend_keys(void **state)
 	doc_free(&d);
 }
 
-/* The other two pages exist and name the options main.c takes. */
+/* The other pages exist and name the options their programs take. */
 static void
 test_other_pages(void **state)
 {
@@ -342,6 +342,12 @@ test_other_pages(void **state)
 	};
 	static const char *const cmds[] = {
 		"replace", "add", "remove", "list", "\\-d",
+	};
+	/* rcptgate-probe's long options (tools/rcptgate-probe.c). */
+	static const char *const probe[] = {
+		"\\-\\-timeout", "\\-\\-helo", "\\-\\-from",
+		"\\-\\-relay\\-domain", "\\-\\-harvest",
+		"\\-\\-known", "\\-\\-help", "rcptgate\\-ctl unblock",
 	};
 	char	*t;
 
@@ -357,6 +363,12 @@ test_other_pages(void **state)
 	for (size_t i = 0; i < sizeof(cmds) / sizeof(*cmds); i++)
 		if (strstr(t, cmds[i]) == NULL)
 			fail_msg("rcptgate-table.8 lacks %s", cmds[i]);
+	free(t);
+	t = slurp("man/rcptgate-probe.8");
+	assert_non_null(strstr(t, ".TH RCPTGATE\\-PROBE 8"));
+	for (size_t i = 0; i < sizeof(probe) / sizeof(*probe); i++)
+		if (strstr(t, probe[i]) == NULL)
+			fail_msg("rcptgate-probe.8 lacks %s", probe[i]);
 	free(t);
 }
 
