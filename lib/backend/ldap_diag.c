@@ -27,11 +27,14 @@ rg_ldap_oneline(const char *src, char *dst, size_t len)
 		return;
 	/* line breaks become "; " so that a log line stays one line
 	 * instead of carrying escaped \x0a sequences */
-	for (; src != NULL && *src != '\0' && o + 3 < len; src++) {
+	for (; src != NULL && *src != '\0'; src++) {
 		if (*src == '\r' || *src == '\n') {
 			gap = o > 0;
 			continue;
 		}
+		/* this character, the "; " before it, the NUL */
+		if (o + (gap ? 3 : 1) + 1 > len)
+			break;
 		if (gap) {
 			dst[o++] = ';';
 			dst[o++] = ' ';
@@ -198,7 +201,8 @@ rg_ldap_hint(const struct ldap_backend *lb, const char *uri, int stage,
 	char	names[512], host[256];
 
 	if (rc == LDAP_STRONG_AUTH_REQUIRED ||
-	    rc == LDAP_CONFIDENTIALITY_REQUIRED || said(diag, "encryption required")) {
+	    rc == LDAP_CONFIDENTIALITY_REQUIRED ||
+	    said(diag, "encryption required")) {
 		rg_error_append(warn, "%s: this server requires TLS: set "
 		    "starttls = yes and tls_ca_file (or use an ldaps:// uri)",
 		    uri);
@@ -213,8 +217,8 @@ rg_ldap_hint(const struct ldap_backend *lb, const char *uri, int stage,
 		else
 			rg_error_append(warn, "%s: the TLS handshake or the "
 			    "certificate check failed: set tls_ca_file to the "
-			    "CA that signed the server's certificate%s%s%s", uri,
-			    names[0] != '\0' ? " (it is for " : "", names,
+			    "CA that signed the server's certificate%s%s%s",
+			    uri, names[0] != '\0' ? " (it is for " : "", names,
 			    names[0] != '\0' ? ")" : "");
 	} else if (rc == LDAP_INVALID_CREDENTIALS) {
 		rg_error_append(warn, "%s: bind refused: check bind_dn (Active "
