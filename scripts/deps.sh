@@ -14,6 +14,8 @@ PACKAGES=(
 	libmicrohttpd-dev fail2ban prometheus curl
 	# t_sendmail.sh: m4 for the .cf, libraries of the unpacked sendmail
 	m4 libdb5.3 libwrap0 libnsl2
+	# t_ad.sh: a real Samba AD DC (ldb-tools holds ldbmodify)
+	samba samba-ad-dc samba-ad-provision ldb-tools
 )
 [ "${1:-}" = "--runtime-only" ] && PACKAGES=(build-essential cmake pkg-config
 	libmilter-dev libsqlite3-dev sqlite3 libldap-dev libhiredis-dev

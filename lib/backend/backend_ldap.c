@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/time.h>
 
 #include "ldap_filter.h"
@@ -138,7 +139,7 @@ search(struct ldap_backend *lb, struct ldap_conn *c, size_t probe,
 {
 	struct timeval	 tv;
 	LDAPMessage	*res = NULL;
-	char		*attrs[2];
+	char		*attrs[2], diag[512];
 	enum rg_result	 r = RG_TEMPFAIL;
 	uint64_t	 ms;
 	int		 rc;
@@ -172,11 +173,12 @@ search(struct ldap_backend *lb, struct ldap_conn *c, size_t probe,
 				    "with no entry", lb->uris[c->uri_idx]);
 			break;
 		}
-		rg_error_set(err, "%s: search failed: %s (%d)",
-		    lb->uris[c->uri_idx], ldap_err2string(rc), rc);
-		if (rc == LDAP_NO_SUCH_OBJECT)
-			rg_error_append(err, "base '%s' does not exist",
-			    lb->base);
+		rg_ldap_diag(c->ld, diag, sizeof(diag));
+		rg_error_set(err, "%s: search failed: %s (%d)%s%s%s%s",
+		    lb->uris[c->uri_idx], ldap_err2string(rc), rc,
+		    diag[0] != '\0' ? ": " : "", diag,
+		    rc == LDAP_NO_SUCH_OBJECT ? "; base does not exist: " : "",
+		    rc == LDAP_NO_SUCH_OBJECT ? lb->base : "");
 		if (!conn_is_dead(rc))
 			break;
 		/* A handle dropped while idle is no news (the reconnect
@@ -244,46 +246,83 @@ ldap_lookup(struct rg_backend *b, const struct rg_query *q,
  * recipients it cannot decide and picks the directory up when it is
  * back. Errors are for the configuration, found by open().
  */
+/* -n: TLS settings that take no effect, for a server given as ldap:// */
+static void
+check_tls_unused(const struct ldap_backend *lb, struct rg_error *warn)
+{
+	for (size_t i = 0; i < lb->nuris; i++)
+		if (!lb->starttls && lb->tls_ca_file != NULL &&
+		    strncasecmp(lb->uris[i], "ldaps://", 8) != 0)
+			rg_error_append(warn, "%s: tls_ca_file is set but this "
+			    "connection is not encrypted: set starttls = yes "
+			    "(or use an ldaps:// uri)", lb->uris[i]);
+}
+
+/*
+ * One server for -n: connect, bind, read the base entry. 0 when it
+ * works, else -1 with the failure and the fix appended to warn and the
+ * failure, short, in bad.
+ */
+static int
+check_one(struct ldap_backend *lb, const char *uri, struct rg_error *warn,
+    char *bad, size_t badlen)
+{
+	struct rg_error	 why;
+	struct timeval	 tv;
+	LDAPMessage	*res = NULL;
+	LDAP		*ld;
+	char		*attrs[] = { (char *)LDAP_NO_ATTRS, NULL };
+	char		 diag[512];
+	int		 rc, stage;
+
+	rg_error_clear(&why);
+	if ((rc = rg_ldap_connect_one(lb, uri, rg_now_ms() + lb->timeout_ms,
+	    &ld, &stage, &why)) != LDAP_SUCCESS) {
+		rg_error_append(warn, "%s", why.msg);
+		snprintf(bad, badlen, "%s", why.msg);
+		rg_ldap_hint(lb, uri, stage, rc, why.msg, warn);
+		return -1;
+	}
+	tv.tv_sec = (time_t)(lb->timeout_ms / 1000);
+	tv.tv_usec = (suseconds_t)(lb->timeout_ms % 1000) * 1000;
+	rc = ldap_search_ext_s(ld, lb->base, LDAP_SCOPE_BASE,
+	    "(objectClass=*)", attrs, 0, NULL, NULL, &tv, 1, &res);
+	rg_ldap_diag(ld, diag, sizeof(diag));
+	ldap_msgfree(res);
+	ldap_unbind_ext_s(ld, NULL, NULL);
+	if (rc == LDAP_SUCCESS)
+		return 0;
+	rg_error_append(warn, "%s: base '%s': %s (%d)%s%s", uri, lb->base,
+	    ldap_err2string(rc), rc, diag[0] != '\0' ? ": " : "", diag);
+	snprintf(bad, badlen, "%s: base '%s': %s", uri, lb->base,
+	    ldap_err2string(rc));
+	rg_ldap_hint(lb, uri, RG_LDAP_STAGE_SEARCH, rc, diag, warn);
+	return -1;
+}
+
+/*
+ * Connect and bind to every server in turn and read the base entry.
+ * What the servers answer (unreachable, timed out, bind refused, base
+ * missing) is a warning naming the fix where one is known, loud when
+ * none works, never an error: a directory down at boot must not keep
+ * rcptgate from starting (under ExecStartPre=rcptgate -n the MTA would
+ * then tempfail all mail, other domains included), while a running
+ * rcptgate tempfails only the recipients it cannot decide and picks the
+ * directory up when it is back. Errors are for the configuration, found
+ * by open().
+ */
 static int
 ldap_check(struct rg_backend *b, struct rg_error *err, struct rg_error *warn)
 {
 	struct ldap_backend	*lb = b->priv;
-	struct rg_error		 why;
-	struct timeval		 tv;
-	LDAPMessage		*res;
-	LDAP			*ld;
-	char			*attrs[] = { (char *)LDAP_NO_ATTRS, NULL };
 	char			 bad[RG_ERROR_MAX];
 	size_t			 ok = 0;
-	int			 rc;
 
 	bad[0] = '\0';
-	for (size_t i = 0; i < lb->nuris; i++) {
-		uint64_t	deadline = rg_now_ms() + lb->timeout_ms;
-
-		rg_error_clear(&why);
-		if (rg_ldap_connect_one(lb, lb->uris[i], deadline, &ld,
-		    &why) != LDAP_SUCCESS) {
-			rg_error_append(warn, "%s", why.msg);
-			snprintf(bad, sizeof(bad), "%s", why.msg);
-			continue;
-		}
-		tv.tv_sec = (time_t)(lb->timeout_ms / 1000);
-		tv.tv_usec = (suseconds_t)(lb->timeout_ms % 1000) * 1000;
-		res = NULL;
-		rc = ldap_search_ext_s(ld, lb->base, LDAP_SCOPE_BASE,
-		    "(objectClass=*)", attrs, 0, NULL, NULL, &tv, 1, &res);
-		ldap_msgfree(res);
-		ldap_unbind_ext_s(ld, NULL, NULL);
-		if (rc != LDAP_SUCCESS) {
-			rg_error_append(warn, "%s: base '%s': %s (%d)",
-			    lb->uris[i], lb->base, ldap_err2string(rc), rc);
-			snprintf(bad, sizeof(bad), "%s: base '%s': %s",
-			    lb->uris[i], lb->base, ldap_err2string(rc));
-			continue;
-		}
-		ok++;
-	}
+	check_tls_unused(lb, warn);
+	for (size_t i = 0; i < lb->nuris; i++)
+		if (check_one(lb, lb->uris[i], warn, bad, sizeof(bad)) == 0)
+			ok++;
 	if (ok == 0)
 		rg_error_append(warn, "DIRECTORY UNUSABLE NOW: no LDAP server "
 		    "answered as configured (last: %s). rcptgate starts "

@@ -83,15 +83,19 @@ rg_ldap_budget(const struct ldap_backend *lb, uint64_t deadline_ms)
  */
 int
 rg_ldap_connect_one(struct ldap_backend *lb, const char *uri,
-    uint64_t deadline_ms, LDAP **out, struct rg_error *why)
+    uint64_t deadline_ms, LDAP **out, int *stage, struct rg_error *why)
 {
 	LDAP		*ld = NULL;
 	struct berval	 cred;
 	const char	*what = "connect";
+	char		 diag[512];
 	uint64_t	 ms;
-	int		 rc, v;
+	int		 rc, v, st = RG_LDAP_STAGE_CONNECT;
 
 	*out = NULL;
+	if (stage == NULL)
+		stage = &st;
+	*stage = RG_LDAP_STAGE_CONNECT;
 	if ((ms = rg_ldap_budget(lb, deadline_ms)) == 0) {
 		rg_error_set(why, "%s: no time left", uri);
 		return LDAP_TIMEOUT;
@@ -118,6 +122,7 @@ rg_ldap_connect_one(struct ldap_backend *lb, const char *uri,
 	}
 	if (lb->starttls) {
 		what = "StartTLS";
+		*stage = RG_LDAP_STAGE_TLS;
 		if ((rc = ldap_start_tls_s(ld, NULL, NULL)) != LDAP_SUCCESS)
 			goto fail;
 	}
@@ -126,6 +131,7 @@ rg_ldap_connect_one(struct ldap_backend *lb, const char *uri,
 		goto fail;
 	}
 	rg_ldap_set_timeouts(ld, ms);
+	*stage = RG_LDAP_STAGE_BIND;
 	if (lb->sasl_external) {
 		/* an empty initial response (no authzid): one round trip,
 		 * no libsasl2 interaction */
@@ -148,10 +154,13 @@ rg_ldap_connect_one(struct ldap_backend *lb, const char *uri,
 	*out = ld;
 	return LDAP_SUCCESS;
 fail:
-	rg_error_set(why, "%s: %s%s%s failed: %s (%d)", uri, what,
+	/* the server's text (or the TLS library's reason) says what the
+	 * result code does not: "Transport encryption required" */
+	rg_ldap_diag(ld, diag, sizeof(diag));
+	rg_error_set(why, "%s: %s%s%s failed: %s (%d)%s%s", uri, what,
 	    lb->bind_dn != NULL && strcmp(what, "bind") == 0 ? " as " : "",
 	    lb->bind_dn != NULL && strcmp(what, "bind") == 0 ? lb->bind_dn :
-	    "", ldap_err2string(rc), rc);
+	    "", ldap_err2string(rc), rc, diag[0] != '\0' ? ": " : "", diag);
 	ldap_unbind_ext_s(ld, NULL, NULL);
 	return rc;
 }
@@ -191,7 +200,7 @@ rg_ldap_conn_connect(struct ldap_backend *lb, struct ldap_conn *c,
 		rg_error_clear(&why);
 		atomic_fetch_add(&lb->n_connects, 1);
 		if (rg_ldap_connect_one(lb, lb->uris[i], deadline_ms, &ld,
-		    &why) == LDAP_SUCCESS) {
+		    NULL, &why) == LDAP_SUCCESS) {
 			atomic_store(&lb->down_until[i], 0);
 			rg_tstate_up(&lb->ts[i]);
 			c->ld = ld;
@@ -201,7 +210,15 @@ rg_ldap_conn_connect(struct ldap_backend *lb, struct ldap_conn *c,
 		}
 		atomic_store(&lb->down_until[i], rg_now_ms() + lb->failback_ms);
 		rg_tstate_down(&lb->ts[i], lb->uris[i], why.msg);
-		rg_error_append(err, "%s", why.msg);
+		/* "; " rather than a new line: this goes into one log line */
+		if (err->msg[0] == '\0') {
+			rg_error_set(err, "%s", why.msg);
+		} else {
+			size_t	used = strlen(err->msg);
+
+			snprintf(err->msg + used, sizeof(err->msg) - used,
+			    "; %s", why.msg);
+		}
 	}
 	return -1;
 }

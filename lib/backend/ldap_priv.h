@@ -81,6 +81,12 @@ struct ldap_backend *rg_ldap_backend_new(const char *name,
 /* Close every idle handle and free lb. NULL does nothing. */
 void		 rg_ldap_backend_free(struct ldap_backend *lb);
 
+/* Where a connect failed (rg_ldap_connect_one's *stage). */
+#define RG_LDAP_STAGE_CONNECT	0
+#define RG_LDAP_STAGE_TLS	1
+#define RG_LDAP_STAGE_BIND	2
+#define RG_LDAP_STAGE_SEARCH	3
+
 /* ldap_conn.c */
 
 /* The pool's hooks: a handle is made unconnected, connected on use. */
@@ -99,7 +105,8 @@ uint64_t	 rg_ldap_budget(const struct ldap_backend *lb,
  * says what failed. Blocks.
  */
 int		 rg_ldap_connect_one(struct ldap_backend *lb, const char *uri,
-		    uint64_t deadline_ms, LDAP **out, struct rg_error *why);
+		    uint64_t deadline_ms, LDAP **out, int *stage,
+		    struct rg_error *why);
 /*
  * Connect c, servers in order (those not held off first), probe (if <
  * nuris) before all. 0, or -1 with every server's reason. Blocks.
@@ -110,5 +117,23 @@ int		 rg_ldap_conn_connect(struct ldap_backend *lb,
 /* The earlier server c should move back to, or nuris for none. */
 size_t		 rg_ldap_failback_probe(struct ldap_backend *lb,
 		    const struct ldap_conn *c);
+
+/* ldap_diag.c */
+
+/* src into dst (len bytes) with each run of CR/LF made "; ". */
+void		 rg_ldap_oneline(const char *src, char *dst, size_t len);
+/*
+ * ld's diagnostic message (the server's text, or the TLS library's
+ * reason after a failed StartTLS) on one line into buf; empty if none.
+ */
+void		 rg_ldap_diag(LDAP *ld, char *buf, size_t len);
+/*
+ * For -n: append to warn the setting that fixes a failure at stage
+ * (RG_LDAP_STAGE_*) with result rc and diagnostic diag, if one is known.
+ * After a failed StartTLS it connects again, unverified, to read the
+ * certificate's names. Blocks.
+ */
+void		 rg_ldap_hint(const struct ldap_backend *lb, const char *uri,
+		    int stage, int rc, const char *diag, struct rg_error *warn);
 
 #endif

@@ -15,8 +15,15 @@
  * interleaved and medians printed, so a noisy neighbour hits all kinds.
  * Single-threaded kinds record every latency; p99 from the sorted array.
  *
- * Run through test/bench/bench_ldap.sh (starts slapd, loads 100k users):
- *   bench_ldap URI N [rounds] [ms_per_round] [threads]
+ * The directory (uri, base, bind_dn, bind_password_file, starttls,
+ * tls_ca_file, ...) comes from the first [backend NAME] section of type
+ * ldap in an rcptgate.conf, so the bench runs against any directory
+ * holding the synthetic users; the bare loop uses its first uri and the
+ * same bind and TLS settings.
+ *
+ * Run through test/bench/bench_ldap.sh (starts slapd, loads 100k users,
+ * writes the configuration):
+ *   bench_ldap CONF N [rounds] [ms_per_round] [threads]
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -35,8 +42,6 @@
 #include "policy.h"
 #include "rg_time.h"
 
-#define BASE		"dc=example,dc=com"
-#define FILTER		"(|(mail=%s)(proxyAddresses=smtp:%s))"
 #define HOT_KEYS	10000	/* warm set: all fit in the cache */
 #define MAX_SAMPLES	(4 * 1024 * 1024)
 #define MAX_ROUNDS	15
@@ -45,7 +50,9 @@
 enum kind { K_BARE, K_COLD, K_WARM, K_COLDN, K_N };
 static const char *const kind_name[K_N] = { "bare", "cold", "warm", "coldN" };
 
-static const char	*uri;
+static const struct rg_section *dir;	/* [backend NAME] from CONF */
+static const char	*uri, *base;		/* the first of its uris */
+static char		 first_uri[1024];
 static unsigned		 nusers;
 static uint64_t		 round_ms;
 static int		 nthreads;
@@ -90,25 +97,27 @@ cmp_u64(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+/* A copy of dir with pool_size set to poolsize. */
 static struct rg_section *
 section(const char *poolsize)
 {
-	static const char *const kv[][2] = {
-		{ "type", "ldap" }, { "uri", NULL }, { "base", BASE },
-		{ "preset", "activedirectory" }, { "pool_size", NULL },
-	};
 	struct rg_section	*s = calloc(1, sizeof(*s));
+	size_t			 n = 0;
 
-	s->name = strdup("corp");
-	s->file = "bench";
-	s->n = sizeof(kv) / sizeof(kv[0]);
-	s->kv = calloc(s->n, sizeof(*s->kv));
-	for (size_t i = 0; i < s->n; i++) {
-		s->kv[i].key = strdup(kv[i][0]);
-		s->kv[i].value = strdup(i == 1 ? uri : i == 4 ? poolsize :
-		    kv[i][1]);
-		s->kv[i].line = (int)i + 1;
+	s->name = strdup(dir->name);
+	s->file = dir->file;
+	s->kv = calloc(dir->n + 1, sizeof(*s->kv));
+	for (size_t i = 0; i < dir->n; i++) {
+		if (strcmp(dir->kv[i].key, "pool_size") == 0)
+			continue;
+		s->kv[n].key = strdup(dir->kv[i].key);
+		s->kv[n].value = strdup(dir->kv[i].value);
+		s->kv[n++].line = dir->kv[i].line;
 	}
+	s->kv[n].key = strdup("pool_size");
+	s->kv[n].value = strdup(poolsize);
+	s->kv[n++].line = dir->line;
+	s->n = n;
 	return s;
 }
 
@@ -124,6 +133,74 @@ section_free(struct rg_section *s)
 	free(s);
 }
 
+/* dir: the first ldap backend of the configuration at path. */
+static struct rg_conf *
+load_dir(const char *path)
+{
+	struct rg_error	 err;
+	struct rg_conf	*conf;
+	const char	*type, *u;
+
+	rg_error_clear(&err);
+	if ((conf = rg_conf_load(path, &err)) == NULL) {
+		fprintf(stderr, "bench_ldap: %s\n", err.msg);
+		return NULL;
+	}
+	for (size_t i = 0; i < conf->nbackends && dir == NULL; i++)
+		if ((type = rg_section_get(&conf->backends[i], "type",
+		    NULL)) != NULL && strcmp(type, "ldap") == 0)
+			dir = &conf->backends[i];
+	if (dir == NULL || (u = rg_section_get(dir, "uri", NULL)) == NULL ||
+	    (base = rg_section_get(dir, "base", NULL)) == NULL) {
+		fprintf(stderr, "bench_ldap: %s: no [backend] of type ldap "
+		    "with uri and base\n", path);
+		rg_conf_unref(conf);
+		return NULL;
+	}
+	snprintf(first_uri, sizeof(first_uri), "%.*s",
+	    (int)strcspn(u, " \t,"), u);
+	uri = first_uri;
+	return conf;
+}
+
+/* The bare handle, bound and with TLS as dir says. */
+static int
+bare_open(void)
+{
+	const char	*dn = rg_section_get(dir, "bind_dn", NULL);
+	const char	*pwf = rg_section_get(dir, "bind_password_file", NULL);
+	const char	*ca = rg_section_get(dir, "tls_ca_file", NULL);
+	const char	*st = rg_section_get(dir, "starttls", NULL);
+	char		 pw[1024] = "";
+	struct berval	 cred;
+	FILE		*f;
+	bool		 tls = false;
+	int		 v = LDAP_VERSION3;
+
+	if (pwf != NULL && ((f = fopen(pwf, "r")) == NULL ||
+	    fgets(pw, sizeof(pw), f) == NULL || fclose(f) != 0)) {
+		fprintf(stderr, "bench_ldap: cannot read %s\n", pwf);
+		return -1;
+	}
+	pw[strcspn(pw, "\r\n")] = '\0';
+	if (ldap_initialize(&bare_ld, uri) != LDAP_SUCCESS)
+		return -1;
+	ldap_set_option(bare_ld, LDAP_OPT_PROTOCOL_VERSION, &v);
+	ldap_set_option(bare_ld, LDAP_OPT_REFERRALS, LDAP_OPT_OFF);
+	if (ca != NULL) {
+		ldap_set_option(bare_ld, LDAP_OPT_X_TLS_CACERTFILE, ca);
+		v = 0;
+		ldap_set_option(bare_ld, LDAP_OPT_X_TLS_NEWCTX, &v);
+	}
+	if (st != NULL && rg_parse_bool(st, &tls) == 0 && tls &&
+	    ldap_start_tls_s(bare_ld, NULL, NULL) != LDAP_SUCCESS)
+		return -1;
+	cred.bv_val = pw;
+	cred.bv_len = strlen(pw);
+	return ldap_sasl_bind_s(bare_ld, dn != NULL ? dn : "",
+	    LDAP_SASL_SIMPLE, &cred, NULL, NULL, NULL) == LDAP_SUCCESS ? 0 : -1;
+}
+
 static int
 one_bare(const char *addr)
 {
@@ -135,7 +212,7 @@ one_bare(const char *addr)
 
 	snprintf(filter, sizeof(filter), "(|(mail=%s)(proxyAddresses=smtp:%s))",
 	    addr, addr);
-	rc = ldap_search_ext_s(bare_ld, BASE, LDAP_SCOPE_SUBTREE, filter, attrs,
+	rc = ldap_search_ext_s(bare_ld, base, LDAP_SCOPE_SUBTREE, filter, attrs,
 	    0, NULL, NULL, &tv, 1, &res);
 	if (rc == LDAP_SUCCESS && ldap_count_entries(bare_ld, res) == 0)
 		rc = 1;		/* not found */
@@ -263,28 +340,46 @@ median(double *v, int n)
 	return tmp[n / 2];
 }
 
+/* The engine's configuration: dir's keys under a fixed policy. */
+static int
+engine_text(char *text, size_t len)
+{
+	size_t	o;
+	int	n;
+
+	n = snprintf(text, len,
+	    "[milter]\nuser =\n"
+	    "[policy]\ndomains = example.com\nbackends = %s\n"
+	    "always_accept =\nsubaddress_delimiter =\n"
+	    "[cache]\nsize = 100000\n"
+	    "[harvest]\nmax_unknown = 0\nmax_unknown_per_session = 0\n"
+	    "state =\n[backend %s]\n", dir->name, dir->name);
+	for (size_t i = 0; n >= 0 && (size_t)n < len && i < dir->n; i++) {
+		o = (size_t)n;
+		n = snprintf(text + o, len - o, "%s = %s\n", dir->kv[i].key,
+		    dir->kv[i].value);
+		n = n < 0 ? n : n + (int)o;
+	}
+	return n < 0 || (size_t)n >= len ? -1 : 0;
+}
+
 static int
 setup(void)
 {
 	struct rg_section	*s;
 	struct rg_error		 err;
 	struct rg_conf		*conf;
-	char			 text[1024], pool[16];
-	struct berval		 cred = { 0, (char *)"" };
-	int			 v = LDAP_VERSION3;
+	char			 text[8192], pool[16];
 
-	if (ldap_initialize(&bare_ld, uri) != LDAP_SUCCESS)
+	if (bare_open() == -1) {
+		fprintf(stderr, "bench_ldap: bare connection to %s failed\n",
+		    uri);
 		return -1;
-	ldap_set_option(bare_ld, LDAP_OPT_PROTOCOL_VERSION, &v);
-	ldap_set_option(bare_ld, LDAP_OPT_REFERRALS, LDAP_OPT_OFF);
-	if (ldap_sasl_bind_s(bare_ld, "", LDAP_SASL_SIMPLE, &cred, NULL, NULL,
-	    NULL) != LDAP_SUCCESS)
-		return -1;
-
+	}
 	rg_error_clear(&err);
 	backend.ops = backend_n.ops = &rg_backend_ldap_ops;
-	snprintf(backend.name, sizeof(backend.name), "corp");
-	snprintf(backend_n.name, sizeof(backend_n.name), "corp");
+	snprintf(backend.name, sizeof(backend.name), "%s", dir->name);
+	snprintf(backend_n.name, sizeof(backend_n.name), "%s", dir->name);
 	s = section("8");
 	if (backend.ops->open(&backend, s, &err) != 0) {
 		fprintf(stderr, "open: %s\n", err.msg);
@@ -299,16 +394,8 @@ setup(void)
 	}
 	section_free(s);
 
-	snprintf(text, sizeof(text),
-	    "[milter]\nuser =\n"
-	    "[policy]\ndomains = example.com\nbackends = corp\n"
-	    "always_accept =\nsubaddress_delimiter =\n"
-	    "[cache]\nsize = 100000\n"
-	    "[harvest]\nmax_unknown = 0\nmax_unknown_per_session = 0\n"
-	    "state =\n"
-	    "[backend corp]\ntype = ldap\nuri = %s\nbase = " BASE "\n"
-	    "preset = activedirectory\n", uri);
-	if ((conf = rg_conf_load_string(text, "bench", &err)) == NULL ||
+	if (engine_text(text, sizeof(text)) == -1 ||
+	    (conf = rg_conf_load_string(text, "bench", &err)) == NULL ||
 	    (runtime = rg_runtime_new(conf, &err)) == NULL ||
 	    (engine = rg_engine_new(runtime, RG_ENGINE_NO_HARVEST, &err)) ==
 	    NULL) {
@@ -332,13 +419,13 @@ main(int argc, char **argv)
 	uint64_t	bad[K_N] = { 0 };
 	int		rounds;
 	double		r[K_N], p[K_N];
+	struct rg_conf	*dirconf;
 
 	if (argc < 3) {
-		fprintf(stderr, "usage: bench_ldap URI N [rounds] "
+		fprintf(stderr, "usage: bench_ldap CONF N [rounds] "
 		    "[ms_per_round] [threads]\n");
 		return 2;
 	}
-	uri = argv[1];
 	nusers = (unsigned)strtoul(argv[2], NULL, 10);
 	rounds = argc > 3 ? atoi(argv[3]) : 5;
 	round_ms = argc > 4 ? strtoull(argv[4], NULL, 10) : 3000;
@@ -349,6 +436,8 @@ main(int argc, char **argv)
 		return 2;
 	}
 	rg_log_init("bench_ldap", 1, RG_LOG_ERROR);
+	if ((dirconf = load_dir(argv[1])) == NULL)
+		return 2;
 	samples = malloc(sizeof(*samples) * MAX_SAMPLES);
 	if (samples == NULL || setup() == -1) {
 		fprintf(stderr, "bench_ldap: setup failed\n");
@@ -362,8 +451,8 @@ main(int argc, char **argv)
 		r[k] = median(rate[k], rounds);
 		p[k] = median(p99[k], rounds);
 	}
-	printf("slapd %s, %u users, %d rounds of %llu ms, medians\n", uri,
-	    nusers, rounds, (unsigned long long)round_ms);
+	printf("%s (%s), %u users, %d rounds of %llu ms, medians\n", uri,
+	    dir->name, nusers, rounds, (unsigned long long)round_ms);
 	printf("%-6s %12s %10s %10s %10s %8s\n", "kind", "lookups/s", "ratio",
 	    "p99_us", "p99_ratio", "errors");
 	for (int k = 0; k < K_N; k++) {
@@ -382,6 +471,7 @@ main(int argc, char **argv)
 	rg_engine_free(engine);
 	rg_runtime_unref(runtime);
 	ldap_unbind_ext_s(bare_ld, NULL, NULL);
+	rg_conf_unref(dirconf);
 	free(samples);
 	return bad[K_BARE] + bad[K_COLD] + bad[K_WARM] + bad[K_COLDN] ? 1 : 0;
 }

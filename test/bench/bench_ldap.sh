@@ -5,6 +5,11 @@
 # prints lookups/s and p99 for a bare libldap loop on one connection, the
 # backend directly (cold), through rg_decide with a warm cache, and the
 # backend from several threads, each as a ratio to the bare loop.
+# bench_ldap reads the directory's uri, base and bind settings from the
+# [backend] section of the rcptgate.conf written here (it binds as
+# cn=rcptgate with a password file, as a site would); run bench_ldap
+# itself with your own file to measure another directory holding the
+# same synthetic users.
 #
 #   RG_SOURCE_DIR=. test/bench/bench_ldap.sh [N] [rounds] [ms] [threads]
 #
@@ -45,7 +50,18 @@ rg_slapd_load bench "$T/users.ldif" || exit 1
 echo "# generated and loaded $N users in $((($(date +%s%N) - t0) / 1000000)) ms"
 rg_slapd_start bench || exit 1
 
-"$T/bench_ldap" "$SLAPD_URI_bench" "$N" "$ROUNDS" "$MS" "$THREADS"
+printf 's3cret\n' >"$T/ldap.secret"
+chmod 600 "$T/ldap.secret"
+cat >"$T/bench.conf" <<EOT
+[backend corp]
+type = ldap
+uri = $SLAPD_URI_bench
+base = dc=example,dc=com
+preset = activedirectory
+bind_dn = cn=rcptgate,dc=example,dc=com
+bind_password_file = $T/ldap.secret
+EOT
+"$T/bench_ldap" "$T/bench.conf" "$N" "$ROUNDS" "$MS" "$THREADS"
 rc=$?
 rg_slapd_stop bench
 exit $rc
