@@ -46,6 +46,24 @@ echo "colour = blue" >>"$T/bad.conf"
 out=$("$RCPTGATE" -c "$T/bad.conf" -n 2>&1); rc=$?
 rg_expect_eq "-n unknown key: exit 78" "$rc" 78
 rg_expect_match "-n unknown key names file, line and key" "$out" "bad.conf:$(wc -l <"$T/bad.conf"):.*colour"
+# -n names the backend once on each line of its findings: the driver's
+# check does not repeat it, and a second line of one finding keeps it.
+printf '' | "$RCPTGATE_TABLE" -d "$T/empty.db" replace -f - >/dev/null 2>&1
+rg_write_conf "$T/named.conf" "unix:$T/named.sock" "$T/empty.db" \
+    "[backend inside]" "type = callahead" "hosts = 127.0.0.1:1" \
+    "helo = mx.example.test" "timeout = 1s"
+sed -i 's/^backends = local$/backends = local, inside/' "$T/named.conf"
+out=$("$RCPTGATE" -c "$T/named.conf" -n 2>&1)
+rg_expect_match "-n warns of the empty table" "$out" \
+    'warning: \[backend local\]: [^'$'\n'']*empty\.db: the table is empty'
+rg_expect_match "-n warns of the unusable internal server" "$out" \
+    'warning: \[backend inside\]: INTERNAL SERVER UNUSABLE NOW'
+rg_expect_eq "-n: no warning names its backend twice" \
+    "$(grep -Ec 'backend (local|inside).*backend (local|inside)' <<<"$out")" 0
+rm -f "$T/empty.db"
+out=$("$RCPTGATE" -c "$T/named.conf" -n 2>&1)
+rg_expect_match "-n error names the backend once" "$out" \
+    'rcptgate: \[backend local\]: [^ ]*empty\.db: No such file'
 out=$("$RCPTGATE" -c "$T/no-such.conf" -n 2>&1); rc=$?
 rg_expect_eq "-n missing file: exit 78" "$rc" 78
 rg_expect_match "-n missing file named" "$out" 'no-such.conf'
