@@ -92,6 +92,9 @@ rg_expect_eq "pid file written" "$(cat "$T/rcptgate.pid" 2>/dev/null)" "$RG_PID"
 rg_start_postfix mx "unix:$T/rcptgate.sock" || exit 1
 p=$PORT_mx
 rg_expect_match "before reload: example.org not checked" "$(rg_rcpt $p x@example.org)" '^250 '
+# Backend counters before the reloads: one found, one not found.
+rg_expect_match "before reload: alice found" "$(rg_rcpt $p alice@example.com)" '^250 '
+rg_expect_match "before reload: nobody1 unknown" "$(rg_rcpt $p nobody1@example.com)" '^550 5\.1\.1 '
 sed -i 's/^domains = .*/domains = example.com, example.net, example.org/' "$conf"
 kill -USR1 "$RG_PID"; sleep 1
 rg_expect_match "reload 1: example.org now checked" "$(rg_rcpt $p x@example.org)" '^550 5\.1\.1 '
@@ -105,6 +108,13 @@ rg_expect_match "bad reload keeps the old configuration" "$(rg_rcpt $p nobody@ex
 rg_check "bad reload logged" grep -q 'reload of .* failed, keeping the running configuration' "$T/rcptgate.log"
 kill -USR2 "$RG_PID"; sleep 0.5
 rg_check "SIGUSR2 logs counters" grep -q 'counters: accepted=' "$T/rcptgate.log"
+# Three reloads opened the backend anew; its counts go on from before
+# them: alice found, then nobody1, x@example.org and nobody not found,
+# two lookups each (the address, then the @domain catch-all), of which
+# the driver, reopened, saw only the last two.
+rg_expect_match "SIGUSR2: backend counts survive the reloads" \
+    "$(grep 'backend local: found=' "$T/rcptgate.log" | tail -n 1)" \
+    'backend local: found=1 notfound=6 failed=0; since the last reload: lookups=2 '
 rg_check "daemon alive after reloads" kill -0 "$RG_PID"
 pid=$RG_PID
 rg_stop_rcptgate
