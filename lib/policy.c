@@ -643,7 +643,8 @@ rg_engine_log_counters(struct rg_engine *e)
 		    s ? (unsigned long long)atomic_load(&s->found) : 0ULL,
 		    s ? (unsigned long long)atomic_load(&s->notfound) : 0ULL,
 		    s ? (unsigned long long)atomic_load(&s->failures) : 0ULL,
-		    buf[0] != '\0' ? "; since the last reload: " : "", buf);
+		    buf[0] == '\0' ? "" : b->surrogate_reason != NULL ? "; " :
+		    "; since the last reload: ", buf);
 	}
 	rg_runtime_unref(rt);
 }
