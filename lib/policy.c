@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "addr.h"
+#include "backend_stats.h"
 #include "log.h"
 #include "policy.h"
 #include "rg_time.h"
@@ -627,13 +628,23 @@ rg_engine_log_counters(struct rg_engine *e)
 	    (unsigned long long)cs.evictions);
 	/* Through the dispatch helper: a surrogate's priv is not the
 	 * driver's, so its driver's stats must never see it. */
+	/* The driver's counters start again with each reload, which opens
+	 * the backends anew; the per-name ones (backend_stats.c) last as
+	 * long as the process, so they come first and the driver's are
+	 * labelled for what they are. */
 	rt = rg_engine_acquire(e);
 	for (i = 0; i < rt->nbackends; i++) {
-		struct rg_backend *b = rt->backends[i];
+		struct rg_backend	*b = rt->backends[i];
+		const struct rg_bstat	*s = rg_bstat_find(b->name);
 
 		rg_backend_stats(b, buf, sizeof(buf));
-		if (buf[0] != '\0')
-			rg_info("backend %s: %s", b->name, buf);
+		rg_info("backend %s: found=%llu notfound=%llu failed=%llu%s%s",
+		    b->name,
+		    s ? (unsigned long long)atomic_load(&s->found) : 0ULL,
+		    s ? (unsigned long long)atomic_load(&s->notfound) : 0ULL,
+		    s ? (unsigned long long)atomic_load(&s->failures) : 0ULL,
+		    buf[0] == '\0' ? "" : b->surrogate_reason != NULL ? "; " :
+		    "; since the last reload: ", buf);
 	}
 	rg_runtime_unref(rt);
 }

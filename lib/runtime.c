@@ -13,6 +13,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "log.h"
 #include "policy.h"
@@ -100,6 +101,25 @@ check_deadline(const struct rg_runtime *rt, const struct rg_policy *p,
 }
 
 /*
+ * A driver's check says what is wrong, one finding a line; the backend it
+ * is about is named here, once on each line, so that no driver repeats
+ * it and no second line of a finding loses it.
+ */
+static void
+append_named(struct rg_error *dst, const char *name, const char *lines)
+{
+	const char	*nl;
+	int		 len;
+
+	while (*lines != '\0') {
+		nl = strchr(lines, '\n');
+		len = nl != NULL ? (int)(nl - lines) : (int)strlen(lines);
+		rg_error_append(dst, "[backend %s]: %.*s", name, len, lines);
+		lines += len + (nl != NULL);
+	}
+}
+
+/*
  * Warn when one RCPT can take longer than the MTA waits for the milter's
  * answer: the whole deadline, then (tarpit on) up to tarpit_max of delay.
  * The MTA's timeout is not known here; RG_MTA_TIMEOUT_MS assumes the
@@ -163,12 +183,10 @@ rg_runtime_check(struct rg_runtime *rt, bool live, struct rg_error *err,
 			continue;
 		}
 		if (rg_backend_check(b, &one, &onewarn) != 0) {
-			rg_error_append(err, "[backend %s]: %s", b->name, one.msg);
+			append_named(err, b->name, one.msg);
 			rc = -1;
 		}
-		if (onewarn.msg[0] != '\0')
-			rg_error_append(warn, "[backend %s]: %s", b->name,
-			    onewarn.msg);
+		append_named(warn, b->name, onewarn.msg);
 	}
 	return rc;
 }

@@ -155,7 +155,7 @@ status_targets(FILE *f, struct rg_backend *b, int json)
 	buf[0] = '\0';
 	rg_backend_stats(b, buf, sizeof(buf));
 	if (buf[0] != '\0')
-		fprintf(f, "  driver: %s\n", buf);
+		fprintf(f, "  driver, since the last reload: %s\n", buf);
 }
 
 static void

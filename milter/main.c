@@ -18,7 +18,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <sysexits.h>
 #include <unistd.h>
@@ -549,10 +551,35 @@ open_listener(const char *sock, bool change_user, uid_t uid, gid_t gid,
 	return 0;
 }
 
+/*
+ * Whether syslog(3) has a listener: once detached, stderr is gone and a
+ * missing /dev/log (containers, minimal machines) swallows every line
+ * without a trace, so the operator hears of it while stderr still works.
+ */
+static bool
+syslog_reachable(void)
+{
+	struct sockaddr_un	 sun = { .sun_family = AF_UNIX };
+	int			 fd, rc;
+
+	(void)strncpy(sun.sun_path, "/dev/log", sizeof(sun.sun_path) - 1);
+	if ((fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0)) == -1)
+		return true;	/* cannot tell: do not cry wolf */
+	rc = connect(fd, (struct sockaddr *)&sun, sizeof(sun));
+	(void)close(fd);
+	return rc == 0;
+}
+
 /* Detach, write the pid file, drop root. 0 or a sysexits code. */
 static int
 become_daemon(const char *user, bool change_user, uid_t uid, gid_t gid)
 {
+	/* Under systemd the journal takes stderr and syslog alike. */
+	if (!opt.foreground && getenv("JOURNAL_STREAM") == NULL &&
+	    !syslog_reachable())
+		fprintf(stderr, "rcptgate: warning: no syslog at /dev/log: "
+		    "logs are lost once detached; run with -f or start a "
+		    "syslog daemon\n");
 	if (!opt.foreground && daemonize() != 0) {
 		fprintf(stderr, "rcptgate: cannot detach: %s\n",
 		    strerror(errno));

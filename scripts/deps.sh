@@ -32,12 +32,23 @@ if [ "$(id -u)" -ne 0 ]; then
 	echo "deps.sh: missing packages (${missing[*]}); run as root" >&2
 	exit 1
 fi
-echo "deps.sh: installing ${missing[*]}"
-# Neither package may ask a question or configure the system's own MTA/LDAP.
+# apt's and dpkg's progress (hundreds of lines) would bury what the demo
+# shows: it goes to a log, the terminal gets one line per step, and on
+# failure the end of the log, where apt says what went wrong.
+log=${RG_DEPS_LOG:-/var/log/rcptgate-deps.log}
+echo "deps.sh: installing ${#missing[@]} packages (log: $log)"
+echo "deps.sh: installing ${missing[*]}" >"$log"
+# Neither package may ask a question or configure the system's own MTA/LDAP
+# (README: the system Postfix stays unconfigured; dpkg-reconfigure postfix).
 debconf-set-selections <<'EOT'
 postfix postfix/main_mailer_type select No configuration
 slapd slapd/no_configuration boolean true
 EOT
 export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq
-apt-get install -y -qq --no-install-recommends "${missing[@]}"
+if ! { apt-get update -qq && apt-get install -y -qq --no-install-recommends \
+    "${missing[@]}"; } >>"$log" 2>&1; then
+	echo "deps.sh: apt-get failed; the end of $log:" >&2
+	tail -n 25 "$log" >&2
+	exit 1
+fi
+echo "deps.sh: done: ${#missing[@]} packages installed"

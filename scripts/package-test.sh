@@ -7,6 +7,12 @@
 #
 #   bash scripts/package-test.sh [OUTDIR]        # deb, lintian, install test
 #   RG_RPM=1 bash scripts/package-test.sh         # also rpmbuild -bb --nodeps
+#   RG_BUILD_ONLY=1 bash scripts/package-test.sh  # build and lintian only
+#
+# The .deb lands in OUTDIR (default /tmp/rcptgate-package), beside the
+# .changes, build.log and lintian.log. RG_BUILD_ONLY=1 stops after
+# lintian: nothing is installed, so it may run where rcptgate is
+# installed, and as any user once the build dependencies are there.
 #
 # Steps: copy the working tree (tracked and untracked, not ignored) to
 # OUTDIR/rcptgate-VERSION with packaging/debian as debian/ (dpkg-buildpackage
@@ -35,11 +41,12 @@ check() {
 	if "$@"; then ok "$name"; else notok "$name" "$*"; fi
 }
 
-if [ "$(id -u)" -ne 0 ]; then
+build_only=${RG_BUILD_ONLY:-0}
+if [ "$build_only" != 1 ] && [ "$(id -u)" -ne 0 ]; then
 	echo "package-test.sh: run as root (apt-get install, purge)" >&2
 	exit 1
 fi
-if dpkg-query -W -f='${Status}' rcptgate 2>/dev/null | grep -q installed; then
+if [ "$build_only" != 1 ] && dpkg-query -W -f='${Status}' rcptgate 2>/dev/null | grep -q installed; then
 	echo "package-test.sh: rcptgate is installed already; not touching it" >&2
 	exit 1
 fi
@@ -89,6 +96,13 @@ echo "== lintian ($out/lintian.log)"
 cat "$out/lintian.log"
 check "lintian: no errors" bash -c "! grep -q '^E: ' '$out/lintian.log'"
 check "lintian: no warnings" bash -c "! grep -q '^W: ' '$out/lintian.log'"
+
+if [ "$build_only" = 1 ]; then
+	echo "package-test.sh: built $deb (RG_BUILD_ONLY=1: not installed)"
+	echo "$pass passed, $fail failed"
+	[ "$fail" -eq 0 ]
+	exit $?
+fi
 
 # ---- install ----
 echo "== apt-get install $deb"

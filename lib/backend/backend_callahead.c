@@ -446,14 +446,14 @@ check_host(struct ca *ca, struct ca_host *h, const struct rg_list *doms,
 
 	rg_error_clear(&e);
 	if (rg_ca_conn_connect(h, &c, deadline, err) != 0) {
-		rg_error_append(warn, "backend %s: %s", ca->name, err->msg);
+		rg_error_append(warn, "%s", err->msg);
 		return false;
 	}
 	if (rg_smtp_command(c.smtp, "MAIL FROM:", ca->mail_from,
 	    step_deadline(ca, deadline), &r, &e) != RG_SMTP_OK ||
 	    r.code / 100 != 2) {
-		rg_error_append(warn, "backend %s: %s: MAIL FROM:<%s> "
-		    "failed: %s", ca->name, h->label, ca->mail_from,
+		rg_error_append(warn, "%s: MAIL FROM:<%s> failed: %s",
+		    h->label, ca->mail_from,
 		    e.count ? e.msg : r.text);
 		good = false;
 	}
@@ -464,14 +464,13 @@ check_host(struct ca *ca, struct ca_host *h, const struct rg_list *doms,
 		rg_error_clear(&e);
 		if (rg_smtp_command(c.smtp, "RCPT TO:", probe,
 		    step_deadline(ca, deadline), &r, &e) != RG_SMTP_OK) {
-			rg_error_append(warn, "backend %s: %s: %s",
-			    ca->name, h->label, e.msg);
+			rg_error_append(warn, "%s: %s", h->label, e.msg);
 			good = false;
 		} else if (classify_rcpt(&r) == RG_FOUND)
-			rg_error_append(warn, "backend %s: %s accepts "
+			rg_error_append(warn, "%s accepts "
 			    "<%s>, an address that cannot exist: "
 			    "call-ahead cannot tell users of %s apart",
-			    ca->name, h->label, probe, doms->v[j]);
+			    h->label, probe, doms->v[j]);
 	}
 	rg_smtp_close(c.smtp, true);
 	return good;
@@ -503,21 +502,19 @@ ca_check(struct rg_backend *b, struct rg_error *err, struct rg_error *warn)
 		if (check_host(ca, &ca->hosts[i], &doms, err, warn))
 			ok++;
 	if (doms.n == 0)
-		rg_error_append(warn, "backend %s: accept-all not checked: no "
-		    "domain (set check_domains)", ca->name);
+		rg_error_append(warn, "accept-all not checked: no "
+		    "domain (set check_domains)");
 	pthread_mutex_lock(&ca->dom_lock);
 	for (size_t i = 0; i < ca->ndoms; i++)
 		if (ca->doms[i].accept_all)
-			rg_error_append(warn, "backend %s: %s was seen to "
-			    "accept every recipient", ca->name,
-			    ca->doms[i].name);
+			rg_error_append(warn, "%s was seen to "
+			    "accept every recipient", ca->doms[i].name);
 	pthread_mutex_unlock(&ca->dom_lock);
 	if (ok == 0)
-		rg_error_append(warn, "backend %s: INTERNAL SERVER UNUSABLE "
+		rg_error_append(warn, "INTERNAL SERVER UNUSABLE "
 		    "NOW: no host answered a probe. rcptgate starts anyway: "
 		    "recipients it checks with this backend get 451 4.4.3 "
-		    "(cached positives still pass) until one answers",
-		    ca->name);
+		    "(cached positives still pass) until one answers");
 	rg_error_clear(err);
 	return 0;
 }

@@ -626,19 +626,16 @@ sq_check(struct rg_backend *b, struct rg_error *err, struct rg_error *warn)
 
 	if (stat(sq->path, &st) == -1) {
 		saved = errno;
-		rg_error_set(err, "backend %s: %s: %s (lookups tempfail)",
-		    b->name, sq->path, strerror(saved));
+		rg_error_set(err, "%s: %s (lookups tempfail)", sq->path, strerror(saved));
 		return -1;
 	}
 	if (!S_ISREG(st.st_mode)) {
-		rg_error_set(err, "backend %s: %s: not a regular file",
-		    b->name, sq->path);
+		rg_error_set(err, "%s: not a regular file", sq->path);
 		return -1;
 	}
 	if (access(sq->path, R_OK) == -1) {
 		saved = errno;
-		rg_error_set(err, "backend %s: %s: %s", b->name, sq->path,
-		    strerror(saved));
+		rg_error_set(err, "%s: %s", sq->path, strerror(saved));
 		return -1;
 	}
 	rc = sqlite3_open_v2(sq->path, &db, SQLITE_OPEN_READONLY, NULL);
@@ -647,12 +644,12 @@ sq_check(struct rg_backend *b, struct rg_error *err, struct rg_error *warn)
 		rc = sqlite3_prepare_v2(db, sq->query, -1, &stmt, NULL);
 	}
 	if (rc != SQLITE_OK) {
-		rg_error_set(err, "backend %s: %s: %s", b->name, sq->path,
+		rg_error_set(err, "%s: %s", sq->path,
 		    db != NULL ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
 		goto out;
 	}
 	if (stmt_validate(stmt, &why, &bad) == -1) {
-		rg_error_set(err, "backend %s: query %s%s%s", b->name, why,
+		rg_error_set(err, "query %s%s%s", why,
 		    bad ? ", not " : "", bad ? bad : "");
 		goto out;
 	}
@@ -663,9 +660,9 @@ sq_check(struct rg_backend *b, struct rg_error *err, struct rg_error *warn)
 		if (sqlite3_prepare_v2(db,
 		    "SELECT 1 FROM recipients LIMIT 1", -1, &stmt, NULL) ==
 		    SQLITE_OK && sqlite3_step(stmt) == SQLITE_DONE)
-			rg_error_append(warn, "backend %s: %s: the table is "
+			rg_error_append(warn, "%s: the table is "
 			    "empty: every lookup tempfails until it has rows",
-			    b->name, sq->path);
+			    sq->path);
 	}
 out:
 	sqlite3_finalize(stmt);

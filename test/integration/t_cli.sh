@@ -46,6 +46,24 @@ echo "colour = blue" >>"$T/bad.conf"
 out=$("$RCPTGATE" -c "$T/bad.conf" -n 2>&1); rc=$?
 rg_expect_eq "-n unknown key: exit 78" "$rc" 78
 rg_expect_match "-n unknown key names file, line and key" "$out" "bad.conf:$(wc -l <"$T/bad.conf"):.*colour"
+# -n names the backend once on each line of its findings: the driver's
+# check does not repeat it, and a second line of one finding keeps it.
+printf '' | "$RCPTGATE_TABLE" -d "$T/empty.db" replace -f - >/dev/null 2>&1
+rg_write_conf "$T/named.conf" "unix:$T/named.sock" "$T/empty.db" \
+    "[backend inside]" "type = callahead" "hosts = 127.0.0.1:1" \
+    "helo = mx.example.test" "timeout = 1s"
+sed -i 's/^backends = local$/backends = local, inside/' "$T/named.conf"
+out=$("$RCPTGATE" -c "$T/named.conf" -n 2>&1)
+rg_expect_match "-n warns of the empty table" "$out" \
+    'warning: \[backend local\]: [^'$'\n'']*empty\.db: the table is empty'
+rg_expect_match "-n warns of the unusable internal server" "$out" \
+    'warning: \[backend inside\]: INTERNAL SERVER UNUSABLE NOW'
+rg_expect_eq "-n: no warning names its backend twice" \
+    "$(grep -Ec 'backend (local|inside).*backend (local|inside)' <<<"$out")" 0
+rm -f "$T/empty.db"
+out=$("$RCPTGATE" -c "$T/named.conf" -n 2>&1)
+rg_expect_match "-n error names the backend once" "$out" \
+    'rcptgate: \[backend local\]: [^ ]*empty\.db: No such file'
 out=$("$RCPTGATE" -c "$T/no-such.conf" -n 2>&1); rc=$?
 rg_expect_eq "-n missing file: exit 78" "$rc" 78
 rg_expect_match "-n missing file named" "$out" 'no-such.conf'
@@ -74,6 +92,9 @@ rg_expect_eq "pid file written" "$(cat "$T/rcptgate.pid" 2>/dev/null)" "$RG_PID"
 rg_start_postfix mx "unix:$T/rcptgate.sock" || exit 1
 p=$PORT_mx
 rg_expect_match "before reload: example.org not checked" "$(rg_rcpt $p x@example.org)" '^250 '
+# Backend counters before the reloads: one found, one not found.
+rg_expect_match "before reload: alice found" "$(rg_rcpt $p alice@example.com)" '^250 '
+rg_expect_match "before reload: nobody1 unknown" "$(rg_rcpt $p nobody1@example.com)" '^550 5\.1\.1 '
 sed -i 's/^domains = .*/domains = example.com, example.net, example.org/' "$conf"
 kill -USR1 "$RG_PID"; sleep 1
 rg_expect_match "reload 1: example.org now checked" "$(rg_rcpt $p x@example.org)" '^550 5\.1\.1 '
@@ -87,6 +108,13 @@ rg_expect_match "bad reload keeps the old configuration" "$(rg_rcpt $p nobody@ex
 rg_check "bad reload logged" grep -q 'reload of .* failed, keeping the running configuration' "$T/rcptgate.log"
 kill -USR2 "$RG_PID"; sleep 0.5
 rg_check "SIGUSR2 logs counters" grep -q 'counters: accepted=' "$T/rcptgate.log"
+# Three reloads opened the backend anew; its counts go on from before
+# them: alice found, then nobody1, x@example.org and nobody not found,
+# two lookups each (the address, then the @domain catch-all), of which
+# the driver, reopened, saw only the last two.
+rg_expect_match "SIGUSR2: backend counts survive the reloads" \
+    "$(grep 'backend local: found=' "$T/rcptgate.log" | tail -n 1)" \
+    'backend local: found=1 notfound=6 failed=0; since the last reload: lookups=2 '
 rg_check "daemon alive after reloads" kill -0 "$RG_PID"
 pid=$RG_PID
 rg_stop_rcptgate

@@ -120,7 +120,8 @@ test_sigusr2_on_surrogate(void **state)
 	assert_non_null(e);
 	text = log_counters(e);
 	assert_non_null(strstr(text, "counters: accepted=0 "));
-	assert_non_null(strstr(text, "backend dead: unavailable\n"));
+	assert_non_null(strstr(text,
+	    "backend dead: found=0 notfound=0 failed=0; unavailable\n"));
 	assert_non_null(strstr(text, "backend alive: "));
 	assert_null(strstr(text, "backend dead: unavailable "));
 	free(text);

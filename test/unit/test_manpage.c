@@ -372,6 +372,56 @@ test_other_pages(void **state)
 	free(t);
 }
 
+/* The value of the first line of text that starts with key, roff's "\-"
+ * read as "-"; NULL if none. Caller frees. */
+static char *
+line_value(const char *text, const char *key)
+{
+	const char	*p, *end;
+	char		*v, *w;
+	size_t		 klen = strlen(key);
+
+	for (p = text; p != NULL && *p != '\0'; p = strchr(p, '\n'),
+	    p = p != NULL ? p + 1 : NULL) {
+		if (strncmp(p, key, klen) != 0)
+			continue;
+		end = strchr(p, '\n');
+		if (end == NULL)
+			end = p + strlen(p);
+		v = strndup(p + klen, (size_t)(end - p - klen));
+		assert_non_null(v);
+		for (w = v; (w = strstr(w, "\\-")) != NULL; )
+			memmove(w, w + 1, strlen(w));
+		return v;
+	}
+	return NULL;
+}
+
+/*
+ * rcptgate(8) quotes the unit's ReadWritePaths= as it is: the page once
+ * told operators to add a path the unit already had.
+ */
+static void
+test_unit_paths(void **state)
+{
+	char	*unit = slurp("packaging/systemd/rcptgate.service");
+	char	*man = slurp("man/rcptgate.8");
+	char	*u, *m;
+
+	(void)state;
+	u = line_value(unit, "ReadWritePaths=");
+	m = line_value(man, ".B ReadWritePaths=");
+	assert_non_null(u);
+	if (m == NULL)
+		fail_msg("rcptgate.8 does not quote ReadWritePaths=%s", u);
+	assert_string_equal(m, u);
+	assert_null(strstr(man, "add it to the unit"));
+	free(u);
+	free(m);
+	free(unit);
+	free(man);
+}
+
 int
 main(void)
 {
@@ -379,6 +429,7 @@ main(void)
 		cmocka_unit_test(test_core_keys),
 		cmocka_unit_test(test_backend_keys),
 		cmocka_unit_test(test_other_pages),
+		cmocka_unit_test(test_unit_paths),
 	};
 
 	rg_log_init("test_manpage", 1, RG_LOG_ERROR);
