@@ -172,18 +172,40 @@ rg_log_escape(char *dst, size_t dstlen, const char *src)
 	dst[o] = '\0';
 }
 
+static void trace_put(char *, size_t, size_t, const char *, va_list)
+    __attribute__((format(printf, 4, 0)));
+
+/* Format at buf + used; a cut detail ends in "...". */
+static void
+trace_put(char *buf, size_t len, size_t used, const char *fmt, va_list ap)
+{
+	int	n = vsnprintf(buf + used, len - used, fmt, ap);
+
+	if (n >= 0 && (size_t)n >= len - used && len > 4)
+		memcpy(buf + len - 4, "...", 4);
+}
+
+void
+rg_trace_set(char *buf, size_t len, const char *fmt, ...)
+{
+	va_list	ap;
+
+	if (buf == NULL || len == 0)
+		return;
+	va_start(ap, fmt);
+	trace_put(buf, len, 0, fmt, ap);
+	va_end(ap);
+}
+
 void
 rg_trace_add(char *buf, size_t len, const char *fmt, ...)
 {
 	size_t	used;
 	va_list	ap;
-	int	n;
 
 	if (buf == NULL || len == 0 || (used = strlen(buf)) + 1 >= len)
 		return;
 	va_start(ap, fmt);
-	n = vsnprintf(buf + used, len - used, fmt, ap);
+	trace_put(buf, len, used, fmt, ap);
 	va_end(ap);
-	if (n >= 0 && (size_t)n >= len - used && len > 4)
-		memcpy(buf + len - 4, "...", 4);
 }

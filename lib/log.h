@@ -39,10 +39,14 @@ void	rg_debug(const char *, ...) __attribute__((format(printf, 1, 2)));
 void	rg_log_escape(char *dst, size_t dstlen, const char *src);
 
 /*
- * The `rcptgate -t -v` trace: append a formatted detail to buf (len
- * bytes, NUL-terminated; buf NULL or len 0 does nothing). A detail that
- * does not fit is cut and ends in "..."; the trace is for display only.
+ * The `rcptgate -t -v` trace. rg_trace_set writes a formatted detail into
+ * buf (len bytes; a driver's answer to one lookup); rg_trace_add appends
+ * one to what buf already holds (NUL-terminated; the decision's trace of
+ * several lookups). buf NULL or len 0 does nothing. A detail that does
+ * not fit is cut and ends in "..."; the trace is for display only.
  */
+void	rg_trace_set(char *buf, size_t len, const char *fmt, ...)
+	    __attribute__((format(printf, 3, 4)));
 void	rg_trace_add(char *buf, size_t len, const char *fmt, ...)
 	    __attribute__((format(printf, 3, 4)));
 

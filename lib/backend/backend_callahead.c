@@ -91,7 +91,7 @@ transact(struct ca *ca, struct ca_host *h, struct ca_conn *c, bool reused,
 		 * Neither a 550 for a user who exists nor mail deferred
 		 * for days (docs/callahead.md).
 		 */
-		rg_trace_add(q->trace, q->tracelen, "%s does not offer "
+		rg_trace_set(q->trace, q->tracelen, "%s does not offer "
 		    "SMTPUTF8: a UTF-8 address is not asked, it passes",
 		    h->label);
 		*keep = true;
@@ -140,7 +140,7 @@ transact(struct ca *ca, struct ca_host *h, struct ca_conn *c, bool reused,
 	rg_ca_fmt_reply(&r, rbuf, sizeof(rbuf));
 	if (res != RG_FOUND)
 		rg_error_set(err, "%s: RCPT TO answered %s", h->label, rbuf);
-	rg_trace_add(q->trace, q->tracelen, "%s%s answered %s", h->label,
+	rg_trace_set(q->trace, q->tracelen, "%s%s answered %s", h->label,
 	    reused ? " (kept connection)" : "", rbuf);
 	if (r.code == 421)
 		return res;		/* the server is closing: do not keep */
@@ -394,7 +394,7 @@ ca_lookup(struct rg_backend *b, const struct rg_query *q,
 	struct rg_error	 e;
 
 	if (q->key[0] == '@' || q->local[0] == '\0') {
-		rg_trace_add(q->trace, q->tracelen,
+		rg_trace_set(q->trace, q->tracelen,
 		    "catch-all key not probed (SMTP cannot ask)");
 		return RG_NOTFOUND;
 	}

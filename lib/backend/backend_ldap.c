@@ -91,7 +91,7 @@ has_entry(struct ldap_backend *lb, LDAP *ld, LDAPMessage *res)
 static void
 trace_set(const struct rg_query *q, const char *filter, const char *uri)
 {
-	rg_trace_add(q->trace, q->tracelen, "filter=%s server=%s", filter,
+	rg_trace_set(q->trace, q->tracelen, "filter=%s server=%s", filter,
 	    uri != NULL ? uri : "none");
 }
 

@@ -229,7 +229,7 @@ bind(sqlite3_stmt *stmt, int idx, const char *v)
 static void
 trace(const struct rg_query *q, const char *path, const char *what)
 {
-	rg_trace_add(q->trace, q->tracelen, "sqlite %s: %s", path, what);
+	rg_trace_set(q->trace, q->tracelen, "sqlite %s: %s", path, what);
 }
 
 /* Run c's statement for q: RG_FOUND, RG_NOTFOUND or RG_TEMPFAIL. */
