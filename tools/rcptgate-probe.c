@@ -304,74 +304,55 @@ rcpt(struct probe *p, struct sess *s, const char *addr,
 	return false;
 }
 
-/* Check 1: a random unknown recipient must be refused at RCPT. */
+/* One RCPT check: what a 2xx and a 5xx mean for it (a 4xx tells nothing). */
+struct rcpt_check {
+	const char	*name;
+	enum verdict	 on2xx;
+	const char	*what2xx;
+	enum verdict	 on5xx;
+	const char	*what5xx;
+};
+
+static const struct rcpt_check check_unknown = {
+	/* 1: a random unknown recipient must be refused at RCPT */
+	"unknown", V_RISK, "accepted at RCPT: it will bounce later "
+	    "(backscatter)", V_GOOD, "refused at RCPT",
+};
+static const struct rcpt_check check_postmaster = {
+	/* 2: postmaster@domain must be taken (RFC 5321 4.5.1) */
+	"postmaster", V_GOOD, "accepted", V_RISK,
+	    "refused (RFC 5321 4.5.1 requires it)",
+};
+static const struct rcpt_check check_relay = {
+	/* 3: an address in an outside domain must not be relayed */
+	"relay", V_RISK, "accepted: open relay", V_GOOD, "refused",
+};
+
+/* RCPT TO:<local@domain> (local NULL: a random one), and its verdict. */
 static void
-check_unknown(struct probe *p, struct sess *s)
+rcpt_check(struct probe *p, struct sess *s, const struct rcpt_check *c,
+    const char *local, const char *domain)
 {
 	struct rg_smtp_reply	r;
 	char			addr[512], lp[32], w[WHY_MAX];
 
-	random_local(lp, sizeof(lp));
-	snprintf(addr, sizeof(addr), "%s@%s", lp, p->domain);
-	if (!rcpt(p, s, addr, &r, w, sizeof(w)))
-		report(p, V_UNKNOWN, "unknown", addr, w);
-	else {
-		reply_words(&r, w, sizeof(w));
-		if (r.code / 100 == 2)
-			report(p, V_RISK, "unknown", "accepted at RCPT: it "
-			    "will bounce later (backscatter)", w);
-		else if (r.code / 100 == 5)
-			report(p, V_GOOD, "unknown", "refused at RCPT", w);
-		else
-			report(p, V_UNKNOWN, "unknown", "temporary "
-			    "failure: could not tell", w);
+	if (local == NULL) {
+		random_local(lp, sizeof(lp));
+		local = lp;
 	}
-}
-
-/* Check 2: postmaster@domain must be taken (RFC 5321 4.5.1). */
-static void
-check_postmaster(struct probe *p, struct sess *s)
-{
-	struct rg_smtp_reply	r;
-	char			addr[512], w[WHY_MAX];
-
-	snprintf(addr, sizeof(addr), "postmaster@%s", p->domain);
-	if (!rcpt(p, s, addr, &r, w, sizeof(w)))
-		report(p, V_UNKNOWN, "postmaster", addr, w);
-	else {
-		reply_words(&r, w, sizeof(w));
-		if (r.code / 100 == 2)
-			report(p, V_GOOD, "postmaster", "accepted", w);
-		else if (r.code / 100 == 5)
-			report(p, V_RISK, "postmaster", "refused (RFC 5321 "
-			    "4.5.1 requires it)", w);
-		else
-			report(p, V_UNKNOWN, "postmaster", "temporary "
-			    "failure: could not tell", w);
+	snprintf(addr, sizeof(addr), "%s@%s", local, domain);
+	if (!rcpt(p, s, addr, &r, w, sizeof(w))) {
+		report(p, V_UNKNOWN, c->name, addr, w);
+		return;
 	}
-}
-
-/* Check 3: an address in an outside domain must not be relayed. */
-static void
-check_relay(struct probe *p, struct sess *s)
-{
-	struct rg_smtp_reply	r;
-	char			addr[512], lp[32], w[WHY_MAX];
-
-	random_local(lp, sizeof(lp));
-	snprintf(addr, sizeof(addr), "%s@%s", lp, p->relay_domain);
-	if (!rcpt(p, s, addr, &r, w, sizeof(w)))
-		report(p, V_UNKNOWN, "relay", addr, w);
-	else {
-		reply_words(&r, w, sizeof(w));
-		if (r.code / 100 == 2)
-			report(p, V_RISK, "relay", "accepted: open relay", w);
-		else if (r.code / 100 == 5)
-			report(p, V_GOOD, "relay", "refused", w);
-		else
-			report(p, V_UNKNOWN, "relay", "temporary failure: "
-			    "could not tell", w);
-	}
+	reply_words(&r, w, sizeof(w));
+	if (r.code / 100 == 2)
+		report(p, c->on2xx, c->name, c->what2xx, w);
+	else if (r.code / 100 == 5)
+		report(p, c->on5xx, c->name, c->what5xx, w);
+	else
+		report(p, V_UNKNOWN, c->name, "temporary failure: could not "
+		    "tell", w);
 }
 
 /* A reply that says "you are blocked" rather than "no such user". */
@@ -682,9 +663,9 @@ main(int argc, char **argv)
 	    p.host, p.port, p.domain, p.helo,
 	    (unsigned long long)(p.timeout_ms / 1000));
 	fflush(stdout);
-	check_unknown(&p, &s);
-	check_postmaster(&p, &s);
-	check_relay(&p, &s);
+	rcpt_check(&p, &s, &check_unknown, NULL, p.domain);
+	rcpt_check(&p, &s, &check_postmaster, "postmaster", p.domain);
+	rcpt_check(&p, &s, &check_relay, NULL, p.relay_domain);
 	if (s.c != NULL) {
 		struct rg_smtp_reply r;
 
