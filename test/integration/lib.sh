@@ -326,3 +326,75 @@ rg_field() {
 	local re="(^| )$1=([^ ]*)"
 	[[ $2 =~ $re ]] && echo "${BASH_REMATCH[2]}" || echo ""
 }
+
+# ---- the Postfix policy door (issue 16: t_postfix_policy.sh, t_policy_*.sh) ----
+
+# rg_policy_wait SOCKET [SECONDS]: wait until SOCKET (unix:PATH,
+# inet:PORT@HOST or inet6:PORT@HOST) accepts a connection; a socket
+# file left by a killed daemon does not count.
+rg_policy_wait() {
+	"$RG_PY" -B - "$RG_SOURCE_DIR/test/integration" "$1" "${2:-15}" <<-'PYEOF'
+		import sys, time
+		sys.path.insert(0, sys.argv[1])
+		import policy_client
+		end = time.monotonic() + float(sys.argv[3])
+		while True:
+		    try:
+		        policy_client.connect(sys.argv[2], 1.0).close()
+		        sys.exit(0)
+		    except OSError:
+		        if time.monotonic() >= end:
+		            sys.exit(1)
+		        time.sleep(0.1)
+	PYEOF
+}
+
+# rg_start_rcptgate_on SOCKET CONF [ARGS...]: start the daemon as
+# rg_start_rcptgate does, but wait until SOCKET accepts (the policy
+# door's socket, when the milter door is off). A stale socket file is
+# left for the daemon to remove.
+rg_start_rcptgate_on() {
+	local sock=$1 conf=$2 i
+	shift 2
+	"$RCPTGATE" -f -c "$conf" "$@" >>"$T/rcptgate.log" 2>&1 &
+	RG_PID=$!
+	for ((i = 0; i < 30; i++)); do
+		if ! kill -0 "$RG_PID" 2>/dev/null; then
+			echo "rcptgate exited at start:" >&2
+			tail -n 20 "$T/rcptgate.log" >&2
+			RG_PID=
+			return 1
+		fi
+		rg_policy_wait "$sock" 0.5 && return 0
+	done
+	echo "rcptgate socket $sock did not accept within 15s" >&2
+	return 1
+}
+
+# rg_policy SOCKET RCPT [NAME=VALUE...]: one policy request with
+# protocol_state=RCPT on a new connection; prints the reply's action
+# line ("action=DUNNO") or CLOSED / TIMEOUT (policy_client.py).
+rg_policy() {
+	"$RG_PY" -B "$RG_SOURCE_DIR/test/integration/policy_client.py" "$@"
+}
+
+# rg_log_count REGEX: how many lines of $T/rcptgate.log match REGEX.
+rg_log_count() {
+	grep -a -c -E -- "$1" "$T/rcptgate.log" 2>/dev/null || true
+}
+
+# rg_wait_log REGEX MIN [SECONDS]: wait until at least MIN lines of
+# $T/rcptgate.log match REGEX; non-zero if they do not in time.
+rg_wait_log() {
+	local i
+	for ((i = 0; i < ${3:-10} * 10; i++)); do
+		[ "$(rg_log_count "$1")" -ge "$2" ] && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+# rg_expect_nomatch NAME GOT EXTENDED-REGEX: ok when GOT does not match.
+rg_expect_nomatch() {
+	if [[ $2 =~ $3 ]]; then rg_notok "$1" "got [$2], must not match /$3/"; else rg_ok "$1"; fi
+}

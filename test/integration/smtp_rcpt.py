@@ -5,12 +5,33 @@ address; print each RCPT reply as "CODE TEXT" on one line. Options:
 -s SOURCE (bind address), -f FROM, -d (also send DATA if any RCPT was
 accepted and print the DATA reply as "DATA CODE TEXT"), -u (declare
 SMTPUTF8 on MAIL FROM; addresses are sent as UTF-8 either way), -a
-USER:PASSWORD (SMTP AUTH after EHLO). An address "+"
+USER:PASSWORD (SMTP AUTH after EHLO), -k (after a 421 reply, print
+"CLOSED" if the server then closes the session within 10 s, else
+"OPEN"). An address "+"
 ends one transaction and starts the next in the same session (MAIL FROM
 again)."""
 import argparse
 import smtplib
 import sys
+
+
+
+def closed_after_421(s):
+    """CLOSED if the server closes the session (EOF) within 10 s."""
+    sock = s.sock
+    if sock is None:
+        return "CLOSED"
+    sock.settimeout(10)
+    try:
+        while True:
+            d = sock.recv(4096)
+            if not d:
+                return "CLOSED"
+    except (ConnectionResetError, BrokenPipeError):
+        return "CLOSED"
+    except OSError:
+        return "OPEN"
+
 
 ap = argparse.ArgumentParser()
 ap.add_argument("-s", dest="source", default=None)
@@ -18,6 +39,7 @@ ap.add_argument("-f", dest="sender", default="sender@example.net")
 ap.add_argument("-d", dest="data", action="store_true")
 ap.add_argument("-u", dest="utf8", action="store_true")
 ap.add_argument("-a", dest="auth", default=None)
+ap.add_argument("-k", dest="check_close", action="store_true")
 ap.add_argument("port", type=int)
 ap.add_argument("addrs", nargs="+")
 a = ap.parse_args()
@@ -50,6 +72,8 @@ try:
             text = msg.decode(errors="replace").replace("\n", " ")
             print("%d %s" % (code, text), flush=True)
             if code == 421:
+                if a.check_close:
+                    print(closed_after_421(s))
                 sys.exit(0)
             accepted |= code == 250
         if a.data and accepted:
