@@ -1093,6 +1093,8 @@ test_known_keys(void **state)
 		"harvest.tarpit_max", "harvest.tarpit_sessions",
 		"harvest.exempt", "harvest.block_allows_postmaster",
 		"harvest.max_clients",
+		"postfix_policy.socket", "postfix_policy.max_connections",
+		"postfix_policy.idle_timeout", "postfix_policy.request_timeout",
 		"control.socket", "control.group", "metrics.listen",
 	};
 	const char *const	*k = rg_conf_known_keys();
