@@ -136,6 +136,65 @@ rg_expect_eq "changed policy socket: the old socket still answers" \
 	"$(rg_policy "$PS" alice@example.com client_address=127.0.0.42)" action=DUNNO
 rg_stop_rcptgate
 
+# ---- operator views with the milter off: metrics, rcptgate-ctl status,
+# SIGUSR2 counters, rcptgate-ctl reload, SIGHUP stop ----
+: "${RCPTGATE_CTL:=$RG_BUILD_DIR/rcptgate-ctl}"
+mport=$(rg_free_port)
+rg_write_conf "$T/ops.conf" none "$db" "[postfix_policy]" "socket = unix:$T/policy.sock" \
+	"[metrics]" "listen = 127.0.0.1:$mport" "[control]" "socket = unix:$T/control.sock"
+rg_start_rcptgate_on "unix:$T/policy.sock" "$T/ops.conf" || { rg_notok "rcptgate ops start"; rg_done; }
+rg_wait_port "$mport" 5
+# The start-up probe (rg_policy_wait) was a connection too: count from here.
+c0=$(curl -s --max-time 5 "http://127.0.0.1:$mport/metrics" | sed -n 's/^rcptgate_policy_connections_total //p')
+cat >"$T/ops.py" <<-'PYEOF'
+	import sys, time
+	sys.path.insert(0, sys.argv[1])
+	import policy_client as pc
+	a = pc.connect(sys.argv[2]); b = pc.connect(sys.argv[2])
+	print(pc.ask(a, "alice@example.com"), pc.ask(a, "nobody@example.com"),
+	      pc.ask(b, "bob@example.com"))
+	j = pc.connect(sys.argv[2]); j.sendall(b"junk\n\n"); pc.closed(j, 5.0); j.close()
+	print("ready")
+	sys.stdout.flush()
+	sys.stdin.readline()	# hold a and b open while the shell scrapes
+PYEOF
+coproc OPS { timeout 60 "$RG_PY" -B "$T/ops.py" "$RG_SOURCE_DIR/test/integration" "unix:$T/policy.sock"; }
+ops_pid=$OPS_PID
+read -r -t 20 got <&"${OPS[0]}"
+read -r -t 20 ready <&"${OPS[0]}"
+rg_expect_eq "three requests on two connections" "$got" "action=DUNNO action=550 5.1.1 User unknown action=DUNNO"
+sleep 0.3
+page=$(curl -s --max-time 5 "http://127.0.0.1:$mport/metrics")
+echo "$page" | grep '^rcptgate_policy' | sed 's/^/# /'
+rg_expect_eq "metrics: policy connections total (3 more)" \
+	"$(sed -n 's/^rcptgate_policy_connections_total //p' <<<"$page")" "$((${c0:-0} + 3))"
+rg_expect_eq "metrics: policy connections active (2), the interface's gauge name" \
+	"$(sed -n 's/^rcptgate_policy_connections_active //p' <<<"$page")" 2
+rg_expect_match "metrics: policy requests total (3)" "$page" $'\nrcptgate_policy_requests_total 3\n'
+rg_expect_match "metrics: policy protocol errors (1)" "$page" $'\nrcptgate_policy_protocol_errors_total 1\n'
+echo >&"${OPS[1]}"
+wait "$ops_pid" 2>/dev/null
+out=$("$RCPTGATE_CTL" -s "unix:$T/control.sock" status 2>&1)
+echo "$out" | grep -i socket | sed 's/^/# /'
+rg_expect_match "rcptgate-ctl status: policy socket" "$out" "policy socket:? +unix:$T/policy\\.sock"
+out=$("$RCPTGATE_CTL" -s "unix:$T/control.sock" --json status 2>&1)
+rg_expect_match "rcptgate-ctl --json status: policy_socket" "$out" "\"policy_socket\": *\"unix:$T/policy\\.sock\""
+n0=$(rg_log_count 'counters: accepted=')
+kill -USR2 "$RG_PID"
+rg_check "SIGUSR2 with the milter off: counters logged" rg_wait_log 'counters: accepted=' $((n0 + 1)) 5
+n0=$(rg_log_count 'reload')
+rg_check "rcptgate-ctl reload with the milter off" \
+	bash -c "'$RCPTGATE_CTL' -s 'unix:$T/control.sock' reload >/dev/null 2>&1"
+rg_check "reload logged" rg_wait_log 'reload' $((n0 + 1)) 5
+rg_expect_eq "answers after the reload" "$(rg_policy "unix:$T/policy.sock" nobody@example.com)" \
+	'action=550 5.1.1 User unknown'
+kill -HUP "$RG_PID"
+for ((i = 0; i < 100; i++)); do kill -0 "$RG_PID" 2>/dev/null || break; sleep 0.1; done
+rg_check "SIGHUP with the milter off: stopped within 10 s" bash -c "! kill -0 $RG_PID 2>/dev/null"
+wait "$RG_PID" 2>/dev/null
+RG_PID=
+rg_check "SIGHUP: policy socket removed" test ! -e "$T/policy.sock"
+
 # ---- an inet6 policy socket ----
 pport6=$(rg_free_port)
 rg_write_conf "$T/v6.conf" none "$db" "[postfix_policy]" "socket = inet6:$pport6@::1"
