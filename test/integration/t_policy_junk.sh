@@ -183,6 +183,11 @@ cat >"$T/good.py" <<-'EOF'
 	print("near-16KiB %s" % pc.ask(s, "nobody@example.com",
 	                               ccert_subject="s" * 7000,
 	                               ccert_issuer="i" * 7000))
+	# Only the three attributes that matter; an attribute of a future
+	# Postfix is ignored.
+	s.sendall(b"request=smtpd_access_policy\nprotocol_state=RCPT\nrecipient=nobody@example.com\n\n")
+	print("minimal %s" % pc.reply(s))
+	print("future-attr %s" % pc.ask(s, "nobody@example.com", future_attribute="x=y"))
 	print("still %s" % pc.ask(s, "alice@example.com"))
 	s.close()
 EOF
@@ -198,6 +203,10 @@ rg_expect_eq "two requests in one write: both answered, in order" "$(line pipeli
 	"pipelined action=DUNNO | action=550 5.1.1 User unknown"
 rg_expect_eq "CRLF line ends tolerated" "$(line crlf)" "crlf action=550 5.1.1 User unknown"
 rg_expect_eq "a 14 KiB request answered" "$(line near-16KiB)" "near-16KiB action=550 5.1.1 User unknown"
+rg_expect_eq "a minimal request (request, protocol_state, recipient) decided" "$(line minimal)" \
+	"minimal action=550 5.1.1 User unknown"
+rg_expect_eq "an unknown attribute (a future Postfix) ignored" "$(line future-attr)" \
+	"future-attr action=550 5.1.1 User unknown"
 rg_expect_eq "and the connection goes on" "$(line still)" "still action=DUNNO"
 rg_expect_eq "good requests: no connection closed as junk" \
 	"$(rg_log_count 'policy: closing connection')" "$n0"

@@ -229,5 +229,24 @@ EOF
 out=$("$RG_PY" -B "$T/sessions.py" "$RG_SOURCE_DIR/test/integration" "$PS")
 rg_expect_eq "raw: per-session counts keyed by the SMTP session" "$out" \
 	"action=550 action=550 action=550 action=550 action=550 action=550 action=421 action=DUNNO action=550 action=550 action=550 action=421"
+
+# Other attributes: an authenticated client is not checked
+# ([policy] skip_authenticated = yes); queue_id names the log line.
+rg_expect_eq "raw: sasl_username set: not checked" \
+	"$(rg_policy "$PS" nobody@example.com client_address=127.0.0.17 sasl_username=joe sasl_method=PLAIN)" action=DUNNO
+rg_expect_eq "raw: queue_id given" \
+	"$(rg_policy "$PS" qid@example.com client_address=127.0.0.17 queue_id=4XyZ12AbCd)" 'action=550 5.1.1 User unknown'
+rg_check "raw: the log line starts with the queue_id" grep -Eq \
+	'4XyZ12AbCd: reject rcpt=<qid@example\.com> client=\[127\.0\.0\.17\]' "$T/rcptgate.log"
+
+# [harvest] action = reject: 550 5.7.1, and Postfix keeps the session.
+rg_stop_rcptgate
+sed -i 's/^action = tempfail/action = reject/' "$T/harvest.conf"
+rg_start_rcptgate_on "$PS" "$T/harvest.conf" || { rg_notok "rcptgate (action = reject) start"; rg_done; }
+out=$(rg_rcpt -s 127.0.0.16 $p w1@example.com w2@example.com w3@example.com alice@example.com bob@example.com)
+rg_expect_eq "action = reject: three unknowns, then 550 5.7.1 for the rest of the session" \
+	"$(echo "$out" | cut -c1-9 | tr '\n' ' ')" "550 5.1.1 550 5.1.1 550 5.1.1 550 5.7.1 550 5.7.1 "
+rg_expect_eq "action = reject: the text behind Postfix's prefix" "$(sed -n 4p <<<"$out")" \
+	'550 5.7.1 <alice@example.com>: Recipient address rejected: Too many unknown recipients'
 rg_stop_rcptgate
 rg_done
