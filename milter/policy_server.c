@@ -18,7 +18,6 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netdb.h>
-#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -27,6 +26,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -58,6 +58,8 @@ struct pf_conn {
 	struct rg_runtime	*rt;
 	uint64_t		 generation;	/* of rt */
 	char			 peer[64];	/* for log lines */
+	uint64_t		 timeo_ms;	/* SO_RCVTIMEO now */
+	uint64_t		 req_deadline;	/* a begun request's, or 0 */
 	size_t			 len;
 	char			 buf[RG_PF_REQUEST_MAX];
 };
@@ -187,23 +189,52 @@ answer(struct pf_conn *c, size_t end)
 /* ---- one connection ---- */
 
 /*
- * Wait for bytes: up to idle_timeout between requests, request_timeout
- * once one has begun. 1 readable, 0 timed out, -1 error.
+ * recv(2) waits at most ms: SO_RCVTIMEO, set only when it changes, so a
+ * request costs one recv and one send (no poll). false on error.
  */
-static int
-wait_readable(const struct pf_conn *c, uint64_t timeout_ms)
+static bool
+recv_timeout(struct pf_conn *c, uint64_t ms)
 {
-	struct pollfd	p = { .fd = c->fd, .events = POLLIN };
-	uint64_t	deadline = rg_now_ms() + timeout_ms;
-	int		n;
+	struct timeval	tv = { .tv_sec = (time_t)(ms / 1000),
+	    .tv_usec = (suseconds_t)(ms % 1000) * 1000 };
 
-	for (;;) {
-		n = poll(&p, 1, (int)rg_ms_left(deadline));
-		if (n >= 0)
-			return n > 0 ? 1 : 0;
-		if (errno != EINTR)
-			return -1;
-	}
+	if (ms == c->timeo_ms)
+		return true;
+	c->timeo_ms = ms;
+	return setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv,
+	    sizeof(tv)) == 0;
+}
+
+/*
+ * Wait for more bytes: up to idle_timeout between requests; a request
+ * that has begun must be whole within request_timeout of its first
+ * bytes, however slowly they trickle in. >0 bytes read, 0 the peer
+ * closed or the wait ran out (logged), -1 error.
+ */
+static ssize_t
+read_more(struct pf_conn *c, const struct rg_conf *conf)
+{
+	uint64_t	wait = conf->policy_idle_timeout_ms;
+	ssize_t		n;
+	char		why[96];
+
+	if (c->len > 0 && (wait = rg_ms_left(c->req_deadline)) == 0)
+		wait = 1;
+	if (!recv_timeout(c, wait))
+		return -1;
+	do
+		n = recv(c->fd, c->buf + c->len, sizeof(c->buf) - c->len, 0);
+	while (n < 0 && errno == EINTR);
+	if (n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK))
+		return n;	/* 0: Postfix closed it, the normal end */
+	if (c->len > 0) {
+		(void)snprintf(why, sizeof(why), "request incomplete after "
+		    "%llus", (unsigned long long)
+		    conf->policy_request_timeout_ms / 1000);
+		close_log(c, why);
+	} else
+		rg_debug("policy: closing idle connection from %s", c->peer);
+	return 0;
 }
 
 /* Read and answer requests until the peer leaves or misbehaves. */
@@ -213,39 +244,26 @@ serve(struct pf_conn *c)
 	const struct rg_conf	*conf;
 	size_t			 end;
 	ssize_t			 n;
-	char			 why[96];
 
 	for (;;) {
 		conf = conn_runtime(c)->conf;
-		n = wait_readable(c, c->len > 0 ?
-		    conf->policy_request_timeout_ms :
-		    conf->policy_idle_timeout_ms);
-		if (n == 0 && c->len > 0) {
-			(void)snprintf(why, sizeof(why), "request incomplete "
-			    "after %llus", (unsigned long long)
-			    conf->policy_request_timeout_ms / 1000);
-			close_log(c, why);
-		} else if (n == 0)
-			rg_debug("policy: closing idle connection from %s",
-			    c->peer);
-		if (n <= 0)
+		if ((n = read_more(c, conf)) <= 0)
 			return;
-		n = recv(c->fd, c->buf + c->len, sizeof(c->buf) - c->len, 0);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return;	/* Postfix closed it: the normal end */
 		c->len += (size_t)n;
 		while ((end = rg_pf_request_end(c->buf, c->len)) > 0) {
 			if (!answer(c, end))
 				return;
 			memmove(c->buf, c->buf + end, c->len - end);
 			c->len -= end;
+			c->req_deadline = 0;
 		}
 		if (c->len == sizeof(c->buf)) {
 			close_log(c, "request over 16384 bytes");
 			return;
 		}
+		if (c->len > 0 && c->req_deadline == 0)
+			c->req_deadline = rg_now_ms() +
+			    conf->policy_request_timeout_ms;
 	}
 }
 
