@@ -48,7 +48,6 @@ static struct {
 	char			 path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	struct rg_engine	*engine;
 	struct rg_hv_sessions	*sessions;
-	uint64_t		 max_conns;
 	_Atomic uint64_t	 active;
 	_Atomic uint64_t	 limit_warned_ms;
 } pf = { .fd = -1 };
@@ -306,7 +305,7 @@ peer_name(int fd, char *out, size_t outlen)
 
 /* Over max_connections: say so at most once a minute. */
 static void
-refuse(int fd)
+refuse(int fd, uint64_t max)
 {
 	uint64_t	now = rg_now_ms(), last = atomic_load(&pf.limit_warned_ms);
 
@@ -316,7 +315,7 @@ refuse(int fd)
 		rg_warnx("policy: %llu connections open, the limit of "
 		    "[postfix_policy] max_connections; closing a new one "
 		    "(Postfix answers its smtpd_policy_service_default_action)",
-		    (unsigned long long)pf.max_conns);
+		    (unsigned long long)max);
 }
 
 static void
@@ -325,12 +324,16 @@ start_conn(int fd, const pthread_attr_t *attr)
 	struct pf_conn	*c;
 	pthread_t	 tid;
 
-	if (atomic_load(&pf.active) >= pf.max_conns) {
-		refuse(fd);
-		return;
-	}
 	if ((c = calloc(1, sizeof(*c))) == NULL) {
 		(void)close(fd);
+		return;
+	}
+	/* the limit of the latest reload */
+	(void)conn_runtime(c);
+	if (atomic_load(&pf.active) >= c->rt->conf->policy_max_connections) {
+		refuse(fd, c->rt->conf->policy_max_connections);
+		rg_runtime_unref(c->rt);
+		free(c);
 		return;
 	}
 	c->fd = fd;
@@ -344,6 +347,7 @@ start_conn(int fd, const pthread_attr_t *attr)
 		atomic_fetch_sub(&pf.active, 1);
 		atomic_fetch_sub(&rg_opstats_policy_active, 1);
 		(void)close(fd);
+		rg_runtime_unref(c->rt);
 		free(c);
 	}
 }
@@ -484,8 +488,7 @@ rg_pf_open(const struct rg_conf *c, bool change_user, uid_t uid, gid_t gid,
 	}
 	if (pf.fd < 0)
 		return -1;
-	pf.max_conns = c->policy_max_connections;
-	check_nofile(pf.max_conns);
+	check_nofile(c->policy_max_connections);
 	return 0;
 }
 
