@@ -42,6 +42,7 @@
 #define SESSIONS_MAX	100000		/* per-session states kept */
 #define SESSION_IDLE_MS	(330 * 1000)	/* > smtpd_timeout (300s) */
 #define REPLY_MAX	(RG_REPLY_LINE_MAX + 32)
+#define DUNNO		"action=DUNNO\n\n"
 
 static struct {
 	int			 fd;		/* listening; -1 = off */
@@ -136,7 +137,7 @@ decide_rcpt(struct pf_conn *c, const struct rg_pf_request *r, char *out,
 		rg_tarpit_done(pf.engine);
 	}
 	if (v.action == RG_ACT_CONTINUE)
-		(void)snprintf(out, outlen, "action=DUNNO\n\n");
+		memcpy(out, DUNNO, sizeof(DUNNO));
 	else
 		(void)snprintf(out, outlen, "action=%s %s %s\n\n",
 		    v.reply.rcode, v.reply.xcode, v.reply.text);
@@ -181,7 +182,7 @@ answer(struct pf_conn *c, size_t end)
 	if (r.protocol_state != NULL && strcmp(r.protocol_state, "RCPT") == 0)
 		decide_rcpt(c, &r, out, sizeof(out));
 	else
-		(void)snprintf(out, sizeof(out), "action=DUNNO\n\n");
+		memcpy(out, DUNNO, sizeof(DUNNO));
 	return send_all(c->fd, out, strlen(out));
 }
 
