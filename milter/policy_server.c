@@ -357,6 +357,7 @@ static void *
 accept_thread(void *arg)
 {
 	pthread_attr_t	attr;
+	uint64_t	warned = 0;
 	int		fd;
 
 	(void)arg;
@@ -373,8 +374,12 @@ accept_thread(void *arg)
 			continue;
 		if (errno == EBADF || errno == EINVAL)
 			break;	/* rg_pf_stop closed the socket */
-		/* EMFILE and friends: wait rather than spin */
-		rg_warn("policy: accept");
+		/* EMFILE and friends: wait rather than spin, say it once a
+		 * minute */
+		if (rg_now_ms() - warned >= 60000 || warned == 0) {
+			rg_warn("policy: accept");
+			warned = rg_now_ms();
+		}
 		rg_sleep_ms(100);
 	}
 	pthread_attr_destroy(&attr);
