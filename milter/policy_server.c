@@ -517,6 +517,20 @@ rg_pf_start(struct rg_engine *e, struct rg_error *err)
 }
 
 void
+rg_pf_describe(const struct rg_conf *c, FILE *f)
+{
+	if (c->policy_socket[0] == '\0') {
+		fprintf(f, "postfix_policy: off\n");
+		return;
+	}
+	fprintf(f, "postfix_policy: socket=%s max_connections=%llu "
+	    "idle_timeout=%llus request_timeout=%llus\n", c->policy_socket,
+	    (unsigned long long)c->policy_max_connections,
+	    (unsigned long long)c->policy_idle_timeout_ms / 1000,
+	    (unsigned long long)c->policy_request_timeout_ms / 1000);
+}
+
+void
 rg_pf_stop(void)
 {
 	if (pf.fd < 0)
