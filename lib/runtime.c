@@ -149,6 +149,21 @@ check_mta_timeout(const struct rg_conf *c, const struct rg_policy *p,
 	    (unsigned long long)total, (unsigned long long)RG_MTA_TIMEOUT_MS);
 }
 
+/* inet:PORT (every address) or inet:PORT@HOST with HOST not loopback. */
+static bool
+policy_socket_open_to_network(const char *s)
+{
+	const char	*at;
+
+	if (strncmp(s, "inet:", 5) != 0 && strncmp(s, "inet6:", 6) != 0)
+		return false;
+	if ((at = strchr(s, '@')) == NULL)
+		return true;
+	at++;
+	return !(strncmp(at, "127.", 4) == 0 || strcmp(at, "::1") == 0 ||
+	    strcmp(at, "[::1]") == 0 || strcmp(at, "localhost") == 0);
+}
+
 int
 rg_runtime_check(struct rg_runtime *rt, bool live, struct rg_error *err,
     struct rg_error *warn)
@@ -172,6 +187,11 @@ rg_runtime_check(struct rg_runtime *rt, bool live, struct rg_error *err,
 		    "is shorter than Postfix's smtpd_policy_service_max_idle "
 		    "(300s by default)", c->path,
 		    (unsigned long long)c->policy_idle_timeout_ms / 1000);
+	if (policy_socket_open_to_network(c->policy_socket))
+		rg_error_append(warn, "%s: [postfix_policy] socket %s is not on "
+		    "loopback: whoever reaches it can ask which recipients "
+		    "exist (firewall it, or use a unix socket)", c->path,
+		    c->policy_socket);
 	for (i = 0; i < c->ndomains; i++) {
 		snprintf(where, sizeof(where), "[domain %s]", c->domain[i].name);
 		check_deadline(rt, &c->domain[i].policy, where, warn);

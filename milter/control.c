@@ -256,8 +256,8 @@ rg_control_status(FILE *f, const struct rg_ops_info *in, int json)
 		    started);
 		fprintf(f, "config: %s\nmilter socket: %s\npolicy socket: %s\n"
 		    "control socket: %s\nmetrics: %s\n", in->conf_path,
-		    in->milter_socket, in->policy_socket, c->control_socket, c->metrics_listen[0] ?
-		    c->metrics_listen : "off");
+		    in->milter_socket, in->policy_socket, c->control_socket,
+		    c->metrics_listen[0] ? c->metrics_listen : "off");
 		status_backends(f, rt, 0);
 		fprintf(f, "cache: %llu entries, %llu hits, %llu misses, hit "
 		    "rate %.1f%%, %llu stale answers\n",

@@ -135,15 +135,7 @@ print_summary(const struct rg_runtime *rt)
 
 	printf("config: %s\n", c->path);
 	printf("socket: %s\n", milter_socket(c)[0] ? milter_socket(c) : "none");
-	if (c->policy_socket[0] != '\0')
-		printf("postfix_policy: socket=%s max_connections=%llu "
-		    "idle_timeout=%llus request_timeout=%llus\n",
-		    c->policy_socket,
-		    (unsigned long long)c->policy_max_connections,
-		    (unsigned long long)c->policy_idle_timeout_ms / 1000,
-		    (unsigned long long)c->policy_request_timeout_ms / 1000);
-	else
-		printf("postfix_policy: off\n");
+	rg_pf_describe(c, stdout);
 	printf("domains:");
 	if (c->all_domains)
 		printf(" *");

@@ -18,7 +18,6 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netdb.h>
-#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -27,6 +26,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -42,13 +42,13 @@
 #define SESSIONS_MAX	100000		/* per-session states kept */
 #define SESSION_IDLE_MS	(330 * 1000)	/* > smtpd_timeout (300s) */
 #define REPLY_MAX	(RG_REPLY_LINE_MAX + 32)
+#define DUNNO		"action=DUNNO\n\n"
 
 static struct {
 	int			 fd;		/* listening; -1 = off */
 	char			 path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	struct rg_engine	*engine;
 	struct rg_hv_sessions	*sessions;
-	uint64_t		 max_conns;
 	_Atomic uint64_t	 active;
 	_Atomic uint64_t	 limit_warned_ms;
 } pf = { .fd = -1 };
@@ -58,6 +58,8 @@ struct pf_conn {
 	struct rg_runtime	*rt;
 	uint64_t		 generation;	/* of rt */
 	char			 peer[64];	/* for log lines */
+	uint64_t		 timeo_ms;	/* SO_RCVTIMEO now */
+	uint64_t		 req_deadline;	/* a begun request's, or 0 */
 	size_t			 len;
 	char			 buf[RG_PF_REQUEST_MAX];
 };
@@ -135,7 +137,7 @@ decide_rcpt(struct pf_conn *c, const struct rg_pf_request *r, char *out,
 		rg_tarpit_done(pf.engine);
 	}
 	if (v.action == RG_ACT_CONTINUE)
-		(void)snprintf(out, outlen, "action=DUNNO\n\n");
+		memcpy(out, DUNNO, sizeof(DUNNO));
 	else
 		(void)snprintf(out, outlen, "action=%s %s %s\n\n",
 		    v.reply.rcode, v.reply.xcode, v.reply.text);
@@ -180,30 +182,59 @@ answer(struct pf_conn *c, size_t end)
 	if (r.protocol_state != NULL && strcmp(r.protocol_state, "RCPT") == 0)
 		decide_rcpt(c, &r, out, sizeof(out));
 	else
-		(void)snprintf(out, sizeof(out), "action=DUNNO\n\n");
+		memcpy(out, DUNNO, sizeof(DUNNO));
 	return send_all(c->fd, out, strlen(out));
 }
 
 /* ---- one connection ---- */
 
 /*
- * Wait for bytes: up to idle_timeout between requests, request_timeout
- * once one has begun. 1 readable, 0 timed out, -1 error.
+ * recv(2) waits at most ms: SO_RCVTIMEO, set only when it changes, so a
+ * request costs one recv and one send (no poll). false on error.
  */
-static int
-wait_readable(const struct pf_conn *c, uint64_t timeout_ms)
+static bool
+recv_timeout(struct pf_conn *c, uint64_t ms)
 {
-	struct pollfd	p = { .fd = c->fd, .events = POLLIN };
-	uint64_t	deadline = rg_now_ms() + timeout_ms;
-	int		n;
+	struct timeval	tv = { .tv_sec = (time_t)(ms / 1000),
+	    .tv_usec = (suseconds_t)(ms % 1000) * 1000 };
 
-	for (;;) {
-		n = poll(&p, 1, (int)rg_ms_left(deadline));
-		if (n >= 0)
-			return n > 0 ? 1 : 0;
-		if (errno != EINTR)
-			return -1;
-	}
+	if (ms == c->timeo_ms)
+		return true;
+	c->timeo_ms = ms;
+	return setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv,
+	    sizeof(tv)) == 0;
+}
+
+/*
+ * Wait for more bytes: up to idle_timeout between requests; a request
+ * that has begun must be whole within request_timeout of its first
+ * bytes, however slowly they trickle in. >0 bytes read, 0 the peer
+ * closed or the wait ran out (logged), -1 error.
+ */
+static ssize_t
+read_more(struct pf_conn *c, const struct rg_conf *conf)
+{
+	uint64_t	wait = conf->policy_idle_timeout_ms;
+	ssize_t		n;
+	char		why[96];
+
+	if (c->len > 0 && (wait = rg_ms_left(c->req_deadline)) == 0)
+		wait = 1;
+	if (!recv_timeout(c, wait))
+		return -1;
+	do
+		n = recv(c->fd, c->buf + c->len, sizeof(c->buf) - c->len, 0);
+	while (n < 0 && errno == EINTR);
+	if (n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK))
+		return n;	/* 0: Postfix closed it, the normal end */
+	if (c->len > 0) {
+		(void)snprintf(why, sizeof(why), "request incomplete after "
+		    "%llus", (unsigned long long)
+		    conf->policy_request_timeout_ms / 1000);
+		close_log(c, why);
+	} else
+		rg_debug("policy: closing idle connection from %s", c->peer);
+	return 0;
 }
 
 /* Read and answer requests until the peer leaves or misbehaves. */
@@ -213,39 +244,26 @@ serve(struct pf_conn *c)
 	const struct rg_conf	*conf;
 	size_t			 end;
 	ssize_t			 n;
-	char			 why[96];
 
 	for (;;) {
 		conf = conn_runtime(c)->conf;
-		n = wait_readable(c, c->len > 0 ?
-		    conf->policy_request_timeout_ms :
-		    conf->policy_idle_timeout_ms);
-		if (n == 0 && c->len > 0) {
-			(void)snprintf(why, sizeof(why), "request incomplete "
-			    "after %llus", (unsigned long long)
-			    conf->policy_request_timeout_ms / 1000);
-			close_log(c, why);
-		} else if (n == 0)
-			rg_debug("policy: closing idle connection from %s",
-			    c->peer);
-		if (n <= 0)
+		if ((n = read_more(c, conf)) <= 0)
 			return;
-		n = recv(c->fd, c->buf + c->len, sizeof(c->buf) - c->len, 0);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return;	/* Postfix closed it: the normal end */
 		c->len += (size_t)n;
 		while ((end = rg_pf_request_end(c->buf, c->len)) > 0) {
 			if (!answer(c, end))
 				return;
 			memmove(c->buf, c->buf + end, c->len - end);
 			c->len -= end;
+			c->req_deadline = 0;
 		}
 		if (c->len == sizeof(c->buf)) {
 			close_log(c, "request over 16384 bytes");
 			return;
 		}
+		if (c->len > 0 && c->req_deadline == 0)
+			c->req_deadline = rg_now_ms() +
+			    conf->policy_request_timeout_ms;
 	}
 }
 
@@ -288,7 +306,7 @@ peer_name(int fd, char *out, size_t outlen)
 
 /* Over max_connections: say so at most once a minute. */
 static void
-refuse(int fd)
+refuse(int fd, uint64_t max)
 {
 	uint64_t	now = rg_now_ms(), last = atomic_load(&pf.limit_warned_ms);
 
@@ -298,7 +316,7 @@ refuse(int fd)
 		rg_warnx("policy: %llu connections open, the limit of "
 		    "[postfix_policy] max_connections; closing a new one "
 		    "(Postfix answers its smtpd_policy_service_default_action)",
-		    (unsigned long long)pf.max_conns);
+		    (unsigned long long)max);
 }
 
 static void
@@ -307,12 +325,16 @@ start_conn(int fd, const pthread_attr_t *attr)
 	struct pf_conn	*c;
 	pthread_t	 tid;
 
-	if (atomic_load(&pf.active) >= pf.max_conns) {
-		refuse(fd);
-		return;
-	}
 	if ((c = calloc(1, sizeof(*c))) == NULL) {
 		(void)close(fd);
+		return;
+	}
+	/* the limit of the latest reload */
+	(void)conn_runtime(c);
+	if (atomic_load(&pf.active) >= c->rt->conf->policy_max_connections) {
+		refuse(fd, c->rt->conf->policy_max_connections);
+		rg_runtime_unref(c->rt);
+		free(c);
 		return;
 	}
 	c->fd = fd;
@@ -326,6 +348,7 @@ start_conn(int fd, const pthread_attr_t *attr)
 		atomic_fetch_sub(&pf.active, 1);
 		atomic_fetch_sub(&rg_opstats_policy_active, 1);
 		(void)close(fd);
+		rg_runtime_unref(c->rt);
 		free(c);
 	}
 }
@@ -334,6 +357,7 @@ static void *
 accept_thread(void *arg)
 {
 	pthread_attr_t	attr;
+	uint64_t	warned = 0;
 	int		fd;
 
 	(void)arg;
@@ -350,8 +374,12 @@ accept_thread(void *arg)
 			continue;
 		if (errno == EBADF || errno == EINVAL)
 			break;	/* rg_pf_stop closed the socket */
-		/* EMFILE and friends: wait rather than spin */
-		rg_warn("policy: accept");
+		/* EMFILE and friends: wait rather than spin, say it once a
+		 * minute */
+		if (rg_now_ms() - warned >= 60000 || warned == 0) {
+			rg_warn("policy: accept");
+			warned = rg_now_ms();
+		}
 		rg_sleep_ms(100);
 	}
 	pthread_attr_destroy(&attr);
@@ -466,8 +494,7 @@ rg_pf_open(const struct rg_conf *c, bool change_user, uid_t uid, gid_t gid,
 	}
 	if (pf.fd < 0)
 		return -1;
-	pf.max_conns = c->policy_max_connections;
-	check_nofile(pf.max_conns);
+	check_nofile(c->policy_max_connections);
 	return 0;
 }
 
@@ -487,6 +514,20 @@ rg_pf_start(struct rg_engine *e, struct rg_error *err)
 	}
 	pthread_detach(tid);
 	return 0;
+}
+
+void
+rg_pf_describe(const struct rg_conf *c, FILE *f)
+{
+	if (c->policy_socket[0] == '\0') {
+		fprintf(f, "postfix_policy: off\n");
+		return;
+	}
+	fprintf(f, "postfix_policy: socket=%s max_connections=%llu "
+	    "idle_timeout=%llus request_timeout=%llus\n", c->policy_socket,
+	    (unsigned long long)c->policy_max_connections,
+	    (unsigned long long)c->policy_idle_timeout_ms / 1000,
+	    (unsigned long long)c->policy_request_timeout_ms / 1000);
 }
 
 void

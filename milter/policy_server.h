@@ -14,6 +14,7 @@
 #define RG_POLICY_SERVER_H
 
 #include <stdbool.h>
+#include <stdio.h>
 #include <sys/types.h>
 
 #include "policy.h"
@@ -28,6 +29,9 @@ int	rg_pf_open(const struct rg_conf *, bool change_user, uid_t, gid_t,
 
 /* Serve on the acceptor thread. 0 (also when off) or -1 with err. */
 int	rg_pf_start(struct rg_engine *, struct rg_error *);
+
+/* The [postfix_policy] settings, one line, for `rcptgate -n`. */
+void	rg_pf_describe(const struct rg_conf *, FILE *);
 
 /* Stop accepting and remove a unix socket file. Connections in flight
  * end with the process. */

@@ -143,6 +143,34 @@ rg_expect_eq "exclude_disabled: dave" \
 rg_expect_eq "exclude_disabled: alice" \
     "$(verdict "$T/enabled.conf" "alice@$D")" "accept ad"
 
+# The same lookups through the Postfix policy door: StartTLS and the
+# bind run on a connection thread of the door (a smaller stack than the
+# main thread's, which -t uses), also under ASan.
+conf "$T/door.conf" "ldap://$SAMBA_HOST/" "${GOOD[@]}"
+printf '[postfix_policy]\nsocket = unix:%s\n' "$T/policy.sock" >>"$T/door.conf"
+if rg_start_rcptgate "$T/door.conf"; then
+	out=$("$RG_PY" - "$T/policy.sock" "alice@$D" "Robert.Jones@$D" \
+	    "nobody@$D" <<-'EOF'
+		import socket, sys
+		s = socket.socket(socket.AF_UNIX)
+		s.settimeout(20)
+		s.connect(sys.argv[1])
+		for rcpt in sys.argv[2:]:
+		    s.sendall(("request=smtpd_access_policy\nprotocol_state=RCPT\n"
+		        "client_address=192.0.2.9\nrecipient=%s\n\n" % rcpt).encode())
+		    r = b""
+		    while not r.endswith(b"\n\n"):
+		        r += s.recv(1000)
+		    print(r.decode().strip())
+	EOF
+	)
+	rg_expect_eq "policy door: alice, Robert.Jones, nobody" \
+	    "$(echo $out)" "action=DUNNO action=DUNNO action=550 5.1.1 User unknown"
+	rg_stop_rcptgate
+else
+	rg_notok "policy door: rcptgate start"
+fi
+
 # bind_dn as DOMAIN\user
 conf "$T/netbios.conf" "ldap://$SAMBA_HOST/" "starttls = yes" \
     "tls_ca_file = $SAMBA_CA" 'bind_dn = CORP\rcptgate' \

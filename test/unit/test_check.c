@@ -58,6 +58,20 @@ static const struct check_case cases[] = {
 	    "[domain example.org]\ndeadline = 9500ms\n",
 	    "[domain example.org] deadline 9500ms + [harvest] tarpit_max "
 	    "1000ms = 10500ms" },
+	{ "policy door on a unix socket, defaults: silent", "", "", "",
+	    "[postfix_policy]\nsocket = unix:/tmp/p.sock\n", NULL },
+	{ "policy door on loopback: silent", "", "", "",
+	    "[postfix_policy]\nsocket = inet:10040@127.0.0.1\n", NULL },
+	{ "policy door idle_timeout 60s: warned", "", "", "",
+	    "[postfix_policy]\nsocket = unix:/tmp/p.sock\nidle_timeout = 60s\n",
+	    "[postfix_policy] idle_timeout 60s is shorter than Postfix's "
+	    "smtpd_policy_service_max_idle" },
+	{ "policy door on every address: warned", "", "", "",
+	    "[postfix_policy]\nsocket = inet:10040\n",
+	    "[postfix_policy] socket inet:10040 is not on loopback" },
+	{ "policy door on a public address: warned", "", "", "",
+	    "[postfix_policy]\nsocket = inet:10040@192.0.2.1\n",
+	    "is not on loopback: whoever reaches it can ask" },
 };
 
 static void

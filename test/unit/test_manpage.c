@@ -153,7 +153,8 @@ read_manpage(struct doc *d)
 }
 
 static const char *const core_sections[] = {
-	"milter", "policy", "cache", "harvest", "control", "metrics"
+	"milter", "policy", "postfix_policy", "cache", "harvest", "control",
+	"metrics"
 };
 
 static bool
