@@ -119,6 +119,13 @@ for a in '%n%s@example.com' '100%@example.com' 'a)(mail=*@example.com' \
 done
 rg_expect_match "raw request: 300-char local part" "$(rg_policy "$PS" "$long@example.com")" \
 	'^action=550 5\.1\.[13] '
+# Postfix passes control bytes from the SMTP client on to the policy
+# server: decided (bad syntax), never a dropped policy connection and
+# so never Postfix's 451 4.3.5.
+rg_expect_match "control byte from the SMTP client: 550 5.1.3" \
+	"$(rg_rcpt $p $'nob\x01dy@example.com')" '^550 5\.1\.3 '
+rg_expect_match "DEL from the SMTP client: 550 5.1.3" \
+	"$(rg_rcpt $p $'nob\x7fdy@example.com')" '^550 5\.1\.3 '
 rg_check "daemon still running after hostile input" kill -0 "$RG_PID"
 rg_expect_match "still answering" "$(rg_rcpt $p bob@example.com)" '^250 '
 rg_check "no policy connection closed as junk in all this" \
