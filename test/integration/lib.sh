@@ -398,3 +398,15 @@ rg_wait_log() {
 rg_expect_nomatch() {
 	if [[ $2 =~ $3 ]]; then rg_notok "$1" "got [$2], must not match /$3/"; else rg_ok "$1"; fi
 }
+
+# rg_wait_grep EXTENDED-REGEX FILE [SECONDS]: wait until a line of FILE
+# matches (Postfix writes its maillog_file through postlogd, a moment
+# after the SMTP reply); non-zero if none does in time (default 5 s).
+rg_wait_grep() {
+	local i
+	for ((i = 0; i < ${3:-5} * 10; i++)); do
+		grep -a -Eq -- "$1" "$2" 2>/dev/null && return 0
+		sleep 0.1
+	done
+	return 1
+}

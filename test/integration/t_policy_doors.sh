@@ -44,7 +44,7 @@ rg_expect_match "milter door: known accepted" "$(rg_rcpt -s 127.0.0.21 $PORT_mxm
 rg_expect_eq "milter door: unknown rejected" "$(rg_rcpt -s 127.0.0.21 $PORT_mxm nobody@example.com)" "$unknown"
 rg_expect_match "policy door: known accepted" "$(rg_rcpt -s 127.0.0.22 $PORT_mxp alice@example.com)" '^250 '
 rg_expect_eq "policy door: unknown rejected" "$(rg_rcpt -s 127.0.0.22 $PORT_mxp nobody@example.com)" "$unknown"
-rg_check "policy door's reject logged by Postfix as a policy reject" grep -q \
+rg_check "policy door's reject logged by Postfix as a policy reject" rg_wait_grep \
 	'NOQUEUE: reject: RCPT from .*127.0.0.22.*550 5.1.1 <nobody@example.com>: Recipient address rejected: User unknown' \
 	"$T/mxp/postfix.log"
 
@@ -69,7 +69,7 @@ p=$PORT_mxb
 out=$(rg_rcpt -s 127.0.0.31 $p u1@example.com u2@example.com u3@example.com alice@example.com)
 rg_expect_eq "both doors: three unknowns rejected by the policy door, known accepted" \
 	"$(echo "$out" | cut -c1-9 | tr '\n' ' ')" "550 5.1.1 550 5.1.1 550 5.1.1 250 2.1.5 "
-rg_check "Postfix logged the policy reject (not a milter-reject)" grep -q \
+rg_check "Postfix logged the policy reject (not a milter-reject)" rg_wait_grep \
 	'NOQUEUE: reject: RCPT from .*127.0.0.31.*550 5.1.1 <u1@example.com>: Recipient address rejected: User unknown' \
 	"$T/mxb/postfix.log"
 rg_check "the milter was told of the rejected recipient (SMFIP_RCPT_REJ, 5.1.1)" \
