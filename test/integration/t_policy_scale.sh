@@ -6,7 +6,8 @@
 # stay within max_connections plus a few and come back near the
 # baseline once the connections close. max_connections = 50: the 51st
 # connection is closed at once with one warning, the 50 go on, and a
-# freed slot is taken again. Reload under load: 20 connections asking
+# freed slot is taken again; a reload raising it to 60 lets 55 in.
+# Reload under load: 20 connections asking
 # in a loop while SIGUSR1 reloads a changed table and a changed config:
 # no request unanswered, a known recipient never 550, an unknown never
 # accepted, and the changes take effect.
@@ -223,6 +224,23 @@ rg_check "the limit warning logged" rg_wait_log \
 	$((n0 + 1)) 3
 rg_expect_eq "the warning logged once (at most once a minute)" \
 	"$(rg_log_count 'connections open, the limit of \[postfix_policy\] max_connections')" $((n0 + 1))
+
+# max_connections follows a reload: 60 now, so 55 at once all answered.
+sed -i 's/^max_connections = 50/max_connections = 60/' "$T/fifty.conf"
+n0=$(rg_log_count 'reload')
+kill -USR1 "$RG_PID"
+rg_wait_log 'reload' $((n0 + 1)) 5
+cat >"$T/sixty.py" <<-'EOF'
+	import sys
+	sys.path.insert(0, sys.argv[1])
+	import policy_client as pc
+	conns = [pc.connect(sys.argv[2]) for _ in range(55)]
+	print("sixty %d" % sum(1 for s in conns if pc.ask(s, "k5@example.com", timeout=5.0) == "action=DUNNO"))
+	for s in conns:
+	    s.close()
+EOF
+out=$(timeout 60 "$RG_PY" -B "$T/sixty.py" "$RG_SOURCE_DIR/test/integration" "$PS")
+rg_expect_eq "max_connections raised to 60 by a reload: 55 connections answered" "$(line sixty)" "sixty 55"
 
 # ---- reload under load ----
 rg_stop_rcptgate
