@@ -7,10 +7,10 @@
 # baseline once the connections close. max_connections = 50: the 51st
 # connection is closed at once with one warning, the 50 go on, and a
 # freed slot is taken again; a reload raising it to 60 lets 55 in.
-# Reload under load: 20 connections asking
-# in a loop while SIGUSR1 reloads a changed table and a changed config:
-# no request unanswered, a known recipient never 550, an unknown never
-# accepted, and the changes take effect.
+# Reload under load: 20 connections asking in a loop while SIGUSR1
+# reloads a changed table and a changed config: no request unanswered,
+# a known recipient never 550, an unknown never accepted, and the
+# changes take effect.
 . "$RG_SOURCE_DIR/test/integration/lib.sh"
 rg_setup
 
