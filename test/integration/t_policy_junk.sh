@@ -4,7 +4,8 @@
 # request over 16 KiB, a line without '=', a NUL, a control byte in an
 # attribute name, binary junk, a request without
 # request=smtpd_access_policy and half a request then silence
-# (request_timeout = 2s) closes that connection and logs one
+# (request_timeout = 2s, also when it trickles in a few bytes at a
+# time) closes that connection and logs one
 # "policy: closing connection" line; a policy connection opened before
 # stays usable throughout, and the milter door (a Postfix via
 # smtpd_milters) answers meanwhile. A control byte in a value is not
@@ -122,6 +123,24 @@ cat >"$T/junk.py" <<-'EOF'
 	print("half-request closed=%s after=%.1f logged=%d/1 during=%s keep=%s" % (
 	    "yes" if c else "no", el, wait_logged(before + 1) - before, ",".join(
 	        x.split(" ")[0] for x in during), pc.ask(keep, "nobody@example.com")))
+	# A request trickled a few bytes at a time, never finished: closed
+	# request_timeout (2s) after its first bytes, though bytes keep coming.
+	before = logged()
+	s = pc.connect(spec)
+	t0 = time.monotonic()
+	body = pc.request("nobody@example.com") * 4
+	c = False
+	for i in range(0, 40):
+	    if not send(s, body[i * 8:(i + 1) * 8]):
+	        c = True
+	        break
+	    if pc.closed(s, 0.25):
+	        c = True
+	        break
+	el = time.monotonic() - t0
+	s.close()
+	print("trickle closed=%s after=%.1f logged=%d/1" % (
+	    "yes" if c else "no", el, wait_logged(before + 1) - before))
 	# A control byte inside a value is what the SMTP client sent (a real
 	# Postfix passes RCPT TO:<nob\x01dy@...> on as it is): decided, not junk.
 	s = pc.connect(spec)
@@ -155,13 +174,15 @@ rg_expect_match "half a request: closed after request_timeout (2s)" "$(line half
 	'^half-request closed=yes after=([2-7]\.[0-9]|1\.[89]) logged=1/1 '
 rg_expect_match "half a request: meanwhile the kept connection and the milter door answer" \
 	"$(line half-request)" ' during=action=DUNNO,550,250 keep=action=550 5\.1\.1 User unknown$'
+rg_expect_match "a request trickled in and never finished: closed after request_timeout" \
+	"$(line trickle)" '^trickle closed=yes after=([2-7]\.[0-9]|1\.[89]) logged=1/1$'
 rg_expect_eq "control bytes in values: decided on the same connection, not junk" \
 	"$(line control-in-value)" \
 	"control-in-value action=550 5.1.3 Bad recipient address syntax | action=550 5.1.3 Bad recipient address syntax | action=DUNNO logged=0"
 rg_expect_match "0xff in a recipient: rejected or closed, never accepted" \
 	"$(line ff-in-recipient)" '^ff-in-recipient (action=5[0-9][0-9]|CLOSED)$'
-rg_expect_match "one log line per junk connection (10, or 11 with the 0xff close)" \
-	"$(line total-logged)" '^total-logged (10|11)$'
+rg_expect_match "one log line per junk connection (11, or 12 with the 0xff close)" \
+	"$(line total-logged)" '^total-logged (11|12)$'
 rg_expect_eq "kept connection answers last" "$(line keep-last)" "keep-last action=DUNNO"
 rg_check "closing lines are warnings naming the policy door" grep -Eq \
 	'policy: closing connection from [^:]+: .+' "$T/rcptgate.log"

@@ -338,4 +338,55 @@ rg_expect_eq "after reload: the config's new always_accept" "$(rg_policy "$PS" l
 rg_expect_eq "after reload: unknown still 550" "$(rg_policy "$PS" nobody@example.com)" \
 	'action=550 5.1.1 User unknown'
 rg_check "daemon still running" kill -0 "$RG_PID"
+
+# ---- out of descriptors (ulimit -n 64, 100 connections): the acceptor
+# waits instead of spinning, and takes connections again afterwards ----
+rg_stop_rcptgate
+(ulimit -n 64 && exec "$RCPTGATE" -f -c "$T/rcptgate.conf") >>"$T/rcptgate.log" 2>&1 &
+RG_PID=$!
+rg_check "rcptgate with 64 descriptors up" rg_policy_wait "$PS" 15
+cat >"$T/emfile.py" <<-'EOF'
+	import sys, time
+	sys.path.insert(0, sys.argv[1])
+	import policy_client as pc
+	spec, pid = sys.argv[2], sys.argv[3]
+	def cpu():
+	    with open("/proc/%s/stat" % pid) as f:
+	        v = f.read().rsplit(")", 1)[1].split()
+	    return int(v[11]) + int(v[12])	# utime + stime, in ticks
+	conns = []
+	for i in range(100):
+	    try:
+	        conns.append(pc.connect(spec, 2.0))
+	    except OSError:
+	        pass
+	answered = sum(1 for s in conns if pc.ask(s, "k6@example.com", timeout=0.5) == "action=DUNNO")
+	c0 = cpu()
+	time.sleep(2.0)
+	print("held open=%d answered=%d cpu_ticks=%d" % (len(conns), answered, cpu() - c0))
+	for s in conns:
+	    s.close()
+	r = "none"
+	for i in range(50):
+	    time.sleep(0.1)
+	    try:
+	        x = pc.connect(spec, 2.0)
+	        r = pc.ask(x, "nobody@example.com", timeout=2.0)
+	        x.close()
+	    except OSError:
+	        r = "CONNECT-ERROR"
+	    if r.startswith("action=550"):
+	        break
+	print("after %s" % r)
+EOF
+out=$(timeout 90 "$RG_PY" -B "$T/emfile.py" "$RG_SOURCE_DIR/test/integration" "$PS" "$RG_PID")
+echo "$out" | sed 's/^/# /'
+l=$(line held)
+rg_check "out of descriptors: some connections served ($(rg_field answered "$l") of 100)" \
+	test "$(rg_field answered "$l")" -ge 10
+ticks=$(rg_field cpu_ticks "$l")
+rg_check "out of descriptors: the acceptor does not spin (${ticks} ticks in 2 s)" test "${ticks:-999}" -le 60
+rg_expect_eq "descriptors free again: answered" "$(line after)" "after action=550 5.1.1 User unknown"
+rg_check "the accept failure logged" grep -q 'policy: accept' "$T/rcptgate.log"
+rg_check "daemon still running" kill -0 "$RG_PID"
 rg_done
