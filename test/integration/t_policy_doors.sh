@@ -5,10 +5,14 @@
 # smtpd_milters and another through check_policy_service, at once; a
 # third Postfix uses both doors, and a recipient the policy door
 # rejected, which Postfix then reports to the milter as rejected
-# (SMFIP_RCPT_REJ, {rcpt_host} 5.1.1), is counted once for harvest.
-# Then: -p none turns the milter door off; SIGUSR1 applies config to new
-# policy connections and warns about a changed policy socket; an inet6
-# policy socket answers.
+# (SMFIP_RCPT_REJ, {rcpt_host} 5.1.1), is counted once for harvest
+# (harvest counts distinct addresses, so this holds as long as both
+# doors name the address alike: quoted local parts, which Postfix gives
+# the policy server unquoted, are checked too); the block holds at every
+# door. Then: -p none turns the milter door off; SIGUSR1 applies config
+# to new policy connections and warns about a changed policy socket;
+# with the milter off, metrics, rcptgate-ctl status, SIGUSR2, rcptgate-
+# ctl reload and SIGHUP work; an inet6 policy socket answers.
 . "$RG_SOURCE_DIR/test/integration/lib.sh"
 rg_setup
 
