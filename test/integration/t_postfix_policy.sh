@@ -1,14 +1,20 @@
 #!/bin/bash
 # SPDX-License-Identifier: MIT
 # Issue 16 end to end: a real Postfix asks rcptgate through the policy
-# door (check_policy_service) with the milter door off. The decisions
-# t_postfix.sh checks through the milter, here as Postfix words them
-# (it adds "<addr>: Recipient address rejected: " itself, so rcptgate
-# must not); the table gone or broken -> 451 4.4.3; a harvest block ->
-# 421 4.7.0 and Postfix hangs up; the per-session limit follows the SMTP
-# session, not the policy connection Postfix keeps across sessions;
-# rcptgate killed -> Postfix's default action (451 4.3.5); restarted
-# over its stale socket -> decisions again; SIGTERM removes the socket.
+# door (check_policy_service after reject_unauth_destination) with the
+# milter door off. -n shows the door, and both doors off is a config
+# error (also with -p none). The decisions t_postfix.sh checks through
+# the milter, here as Postfix words them (it adds "<addr>: Recipient
+# address rejected: " itself, so rcptgate must not; '%' never doubled);
+# hostile addresses through Postfix and raw; the table gone or broken
+# -> 451 4.4.3; rcptgate killed -> Postfix's default action (451
+# 4.3.5); restarted over its stale socket -> decisions again; SIGTERM
+# removes the socket. Harvest: the per-session limit -> 421 4.7.0 and
+# Postfix hangs up; the next SMTP session (same smtpd, same policy
+# connection) starts from zero; a client-wide block; raw requests show
+# the session key is client/server address and port plus the smtpd pid,
+# not the policy connection; sasl_username skips the check; queue_id
+# names the log line; action = reject -> 550 5.7.1.
 . "$RG_SOURCE_DIR/test/integration/lib.sh"
 rg_setup
 
