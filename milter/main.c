@@ -260,6 +260,10 @@ run_check(void)
 		return EX_CONFIG;
 	}
 	rg_error_clear(&err);
+	if (milter_socket(rt->conf)[0] == '\0' &&
+	    rt->conf->policy_socket[0] == '\0')
+		rg_error_append(&err, "-p none and no [postfix_policy] socket: "
+		    "no door for the MTA");
 	user = opt.user ? opt.user : rt->conf->user;
 	if (getuid() == 0 && user[0] != '\0') {
 		rg_error_clear(&one);
@@ -267,7 +271,8 @@ run_check(void)
 		if (rc != 0)
 			rg_error_append(rc == 1 ? &warn : &err, "%s", one.msg);
 	}
-	if (rg_runtime_check(rt, true, &err, &warn) != 0 || rc == -1) {
+	if (rg_runtime_check(rt, true, &err, &warn) != 0 || rc == -1 ||
+	    err.msg[0] != '\0') {
 		print_lines(stderr, "rcptgate: warning: ", warn.msg);
 		print_lines(stderr, "rcptgate: ", err.msg);
 		rg_runtime_unref(rt);

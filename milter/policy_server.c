@@ -487,7 +487,8 @@ rg_pf_open(const struct rg_conf *c, bool change_user, uid_t uid, gid_t gid,
 		pf.fd = listen_inet(s + 6, AF_INET6, err);
 	else
 		pf.fd = listen_inet(s + 5, AF_INET, err);
-	if (pf.fd >= 0 && listen(pf.fd, 256) != 0) {
+	/* Postfix starts many smtpd processes at once after a reload */
+	if (pf.fd >= 0 && listen(pf.fd, SOMAXCONN) != 0) {
 		rg_error_set(err, "cannot listen on %s: %s", s, strerror(errno));
 		(void)close(pf.fd);
 		pf.fd = -1;

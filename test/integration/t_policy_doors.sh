@@ -172,8 +172,8 @@ page=$(curl -s --max-time 5 "http://127.0.0.1:$mport/metrics")
 echo "$page" | grep '^rcptgate_policy' | sed 's/^/# /'
 rg_expect_eq "metrics: policy connections total (3 more)" \
 	"$(sed -n 's/^rcptgate_policy_connections_total //p' <<<"$page")" "$((${c0:-0} + 3))"
-rg_expect_eq "metrics: policy connections active (2), the interface's gauge name" \
-	"$(sed -n 's/^rcptgate_policy_connections_active //p' <<<"$page")" 2
+rg_expect_eq "metrics: policy connections open now (2)" \
+	"$(sed -n 's/^rcptgate_policy_connections //p' <<<"$page")" 2
 rg_expect_match "metrics: policy requests total (3)" "$page" $'\nrcptgate_policy_requests_total 3\n'
 rg_expect_match "metrics: policy protocol errors (1)" "$page" $'\nrcptgate_policy_protocol_errors_total 1\n'
 echo >&"${OPS[1]}"
