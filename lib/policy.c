@@ -130,6 +130,24 @@ rg_engine_generation(struct rg_engine *e)
 	return atomic_load(&e->generation);
 }
 
+bool
+rg_client_set_addr(struct rg_client *cl, const char *s)
+{
+	struct sockaddr_in	sin = { .sin_family = AF_INET };
+	struct sockaddr_in6	sin6 = { .sin6_family = AF_INET6 };
+
+	if (s == NULL)
+		return false;
+	if (inet_pton(AF_INET, s, &sin.sin_addr) == 1)
+		memcpy(&cl->addr, &sin, sizeof(sin));
+	else if (inet_pton(AF_INET6, s, &sin6.sin6_addr) == 1)
+		memcpy(&cl->addr, &sin6, sizeof(sin6));
+	else
+		return false;
+	cl->have_addr = true;
+	return true;
+}
+
 /* ---- the decision ---- */
 
 static void

@@ -70,6 +70,13 @@ struct rg_verdict {
 					 * for the verdict's log line */
 };
 
+/*
+ * The client's address from text as an MTA gives it ("192.0.2.1",
+ * "2001:db8::1"). false, and have_addr untouched, for NULL or anything
+ * else.
+ */
+bool	rg_client_set_addr(struct rg_client *, const char *);
+
 /* ---- runtime (runtime.c) ---- */
 
 /*

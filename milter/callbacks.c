@@ -74,21 +74,9 @@ client_set_sockaddr(struct rg_client *cl, const struct sockaddr *sa)
 static void
 client_set_string(struct rg_client *cl, const char *s)
 {
-	struct sockaddr_in	*sin = (struct sockaddr_in *)&cl->addr;
-	struct sockaddr_in6	*sin6 = (struct sockaddr_in6 *)&cl->addr;
-
-	if (s == NULL || *s == '\0')
-		return;
-	if (strncasecmp(s, "IPv6:", 5) == 0)
+	if (s != NULL && strncasecmp(s, "IPv6:", 5) == 0)
 		s += 5;
-	memset(&cl->addr, 0, sizeof(cl->addr));
-	if (inet_pton(AF_INET, s, &sin->sin_addr) == 1) {
-		sin->sin_family = AF_INET;
-		cl->have_addr = true;
-	} else if (inet_pton(AF_INET6, s, &sin6->sin6_addr) == 1) {
-		sin6->sin6_family = AF_INET6;
-		cl->have_addr = true;
-	}
+	(void)rg_client_set_addr(cl, s);
 }
 
 /*

@@ -47,6 +47,15 @@ head(FILE *f, const char *name, const char *type, const char *help)
 	fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
+/* A metric without labels: its HELP and TYPE lines and its value. */
+static void
+scalar(FILE *f, const char *name, const char *type, const char *help,
+    long long v)
+{
+	head(f, name, type, help);
+	fprintf(f, "%s %lld\n", name, v);
+}
+
 static void
 write_decisions(FILE *f)
 {
@@ -62,30 +71,24 @@ write_decisions(FILE *f)
 		label(f, d->by);
 		fprintf(f, "} %llu\n", (unsigned long long)atomic_load(&d->n));
 	}
-	head(f, "rcptgate_milter_connections_total", "counter",
-	    "Milter connections opened by the MTA.");
-	fprintf(f, "rcptgate_milter_connections_total %llu\n",
-	    (unsigned long long)atomic_load(&rg_opstats_milter_connections));
-	head(f, "rcptgate_milter_connections", "gauge",
-	    "Milter connections open now.");
-	fprintf(f, "rcptgate_milter_connections %lld\n",
+	scalar(f, "rcptgate_milter_connections_total", "counter",
+	    "Milter connections opened by the MTA.",
+	    (long long)atomic_load(&rg_opstats_milter_connections));
+	scalar(f, "rcptgate_milter_connections", "gauge",
+	    "Milter connections open now.",
 	    (long long)atomic_load(&rg_opstats_milter_active));
-	head(f, "rcptgate_policy_connections_total", "counter",
-	    "Postfix policy connections opened.");
-	fprintf(f, "rcptgate_policy_connections_total %llu\n",
-	    (unsigned long long)atomic_load(&rg_opstats_policy_connections));
-	head(f, "rcptgate_policy_connections", "gauge",
-	    "Postfix policy connections open now.");
-	fprintf(f, "rcptgate_policy_connections %lld\n",
+	scalar(f, "rcptgate_policy_connections_total", "counter",
+	    "Postfix policy connections opened.",
+	    (long long)atomic_load(&rg_opstats_policy_connections));
+	scalar(f, "rcptgate_policy_connections", "gauge",
+	    "Postfix policy connections open now.",
 	    (long long)atomic_load(&rg_opstats_policy_active));
-	head(f, "rcptgate_policy_requests_total", "counter",
-	    "Postfix policy requests answered.");
-	fprintf(f, "rcptgate_policy_requests_total %llu\n",
-	    (unsigned long long)atomic_load(&rg_opstats_policy_requests));
-	head(f, "rcptgate_policy_protocol_errors_total", "counter",
-	    "Postfix policy connections closed for a bad or stalled request.");
-	fprintf(f, "rcptgate_policy_protocol_errors_total %llu\n",
-	    (unsigned long long)atomic_load(&rg_opstats_policy_protocol_errors));
+	scalar(f, "rcptgate_policy_requests_total", "counter",
+	    "Postfix policy requests answered.",
+	    (long long)atomic_load(&rg_opstats_policy_requests));
+	scalar(f, "rcptgate_policy_protocol_errors_total", "counter",
+	    "Postfix policy connections closed for a bad or stalled request.",
+	    (long long)atomic_load(&rg_opstats_policy_protocol_errors));
 }
 
 static void

@@ -70,24 +70,12 @@ struct pf_conn {
 static void
 client_from(const struct rg_pf_request *r, struct rg_client *cl)
 {
-	struct sockaddr_in	*sin = (struct sockaddr_in *)&cl->addr;
-	struct sockaddr_in6	*sin6 = (struct sockaddr_in6 *)&cl->addr;
-	const char		*a = r->client_address;
-
 	memset(cl, 0, sizeof(*cl));
 	cl->reply_form = RG_REPLY_POLICY;
 	cl->authenticated = r->sasl_username != NULL &&
 	    r->sasl_username[0] != '\0';
 	cl->queue_id = r->queue_id;
-	if (a == NULL)
-		return;
-	if (inet_pton(AF_INET, a, &sin->sin_addr) == 1) {
-		sin->sin_family = AF_INET;
-		cl->have_addr = true;
-	} else if (inet_pton(AF_INET6, a, &sin6->sin6_addr) == 1) {
-		sin6->sin6_family = AF_INET6;
-		cl->have_addr = true;
-	}
+	(void)rg_client_set_addr(cl, r->client_address);
 }
 
 /* The runtime of the latest reload, taken only when there was one. */

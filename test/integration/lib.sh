@@ -97,6 +97,16 @@ rg_wait_port() {
 	return 1
 }
 
+# rg_exited_at_start: true (with the log's tail said) when the rcptgate
+# just started ($RG_PID) is gone; RG_PID is then cleared.
+rg_exited_at_start() {
+	kill -0 "$RG_PID" 2>/dev/null && return 1
+	echo "rcptgate exited at start:" >&2
+	tail -n 20 "$T/rcptgate.log" >&2
+	RG_PID=
+	return 0
+}
+
 # rg_start_rcptgate CONF [ARGS...]: start the daemon in the foreground
 # mode (logging to $T/rcptgate.log) and wait for its socket.
 rg_start_rcptgate() {
@@ -109,12 +119,7 @@ rg_start_rcptgate() {
 	"$RCPTGATE" -f -c "$conf" "$@" >>"$T/rcptgate.log" 2>&1 &
 	RG_PID=$!
 	for ((i = 0; i < 150; i++)); do
-		if ! kill -0 "$RG_PID" 2>/dev/null; then
-			echo "rcptgate exited at start:" >&2
-			tail -n 20 "$T/rcptgate.log" >&2
-			RG_PID=
-			return 1
-		fi
+		rg_exited_at_start && return 1
 		case $sock in
 		inet*) sock_port=${sock#*:}; rg_wait_port "${sock_port%@*}" 1 2>/dev/null && return 0 ;;
 		*) [ -S "$sock" ] && return 0 ;;
@@ -359,12 +364,7 @@ rg_start_rcptgate_on() {
 	"$RCPTGATE" -f -c "$conf" "$@" >>"$T/rcptgate.log" 2>&1 &
 	RG_PID=$!
 	for ((i = 0; i < 30; i++)); do
-		if ! kill -0 "$RG_PID" 2>/dev/null; then
-			echo "rcptgate exited at start:" >&2
-			tail -n 20 "$T/rcptgate.log" >&2
-			RG_PID=
-			return 1
-		fi
+		rg_exited_at_start && return 1
 		rg_policy_wait "$sock" 0.5 && return 0
 	done
 	echo "rcptgate socket $sock did not accept within 15s" >&2
