@@ -168,15 +168,19 @@ smtpd_ready() {
 master=$(head -n1 "$T/mx/spool/pid/master.pid" 2>/dev/null | tr -d ' ')
 for round in 1 2 3; do
 	smtpd_ready || echo "# round $round: Postfix did not greet within 30 s"
-	"$RG_PY" "$T/hold.py" "$P" 10 30 >"$T/hold.out" 2>&1 &
+	# One file per round: the background job truncates its file only
+	# when it starts, so a shared file could still show the last round's
+	# "held 10" to the wait loop below.
+	held_out="$T/hold.$round.out"
+	"$RG_PY" "$T/hold.py" "$P" 10 30 >"$held_out" 2>&1 &
 	hp=$!
-	for ((i = 0; i < 300; i++)); do grep -q held "$T/hold.out" && break; sleep 0.1; done
+	for ((i = 0; i < 300; i++)); do grep -q held "$held_out" && break; sleep 0.1; done
 	pids=$(pgrep -P "$master" -x smtpd | tr '\n' ' ')
 	[ -n "$pids" ] && kill -KILL $pids
 	kill "$hp" 2>/dev/null
 	wait "$hp" 2>/dev/null
-	echo "# round $round: $(cat "$T/hold.out"), killed smtpd: ${pids:-none}"
-	grep -q 'held 10' "$T/hold.out" && [ -n "$pids" ] ||
+	echo "# round $round: $(cat "$held_out"), killed smtpd: ${pids:-none}"
+	grep -q 'held 10' "$held_out" && [ -n "$pids" ] ||
 		rg_notok "smtpd killed: round $round held 10 sessions"
 done
 rg_check "smtpd killed: rcptgate still running" kill -0 "$RG_PID"
