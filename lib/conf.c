@@ -291,6 +291,10 @@ cross_check(struct loader *ld, struct rg_conf *c, const struct seen *global,
 			rg_conf_lerr(ld, d->line, "[%s]: no backends (set "
 			    "backends here or in [policy])", label);
 	}
+	if (c->socket[0] == '\0' && c->policy_socket[0] == '\0')
+		rg_conf_lerr(ld, seen_line(global, "milter.socket"),
+		    "[milter] key 'socket': none, and no [postfix_policy] "
+		    "socket: the daemon would have no door for the MTA");
 	if (c->harvest_tarpit_ms > c->harvest_tarpit_max_ms) {
 		if ((line = seen_line(global, "harvest.tarpit")) == 0)
 			line = seen_line(global, "harvest.tarpit_max");

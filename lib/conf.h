@@ -138,7 +138,8 @@ struct rg_conf {
 	char		*path;		/* file it was read from */
 
 	/* [milter] */
-	char		*socket;	/* "unix:/run/rcptgate/rcptgate.sock" */
+	char		*socket;	/* "unix:/run/rcptgate/rcptgate.sock";
+					 * "" = milter door off ("none") */
 	char		*user;		/* "rcptgate"; "" = do not change user */
 	unsigned	 socket_mode;	/* unix socket permissions, default 0660 */
 	int		 log_level;	/* enum rg_log_level */
@@ -178,6 +179,12 @@ struct rg_conf {
 	struct rg_netlist harvest_exempt;		/* never counted nor blocked */
 	bool		 harvest_block_allows_postmaster;/* default no */
 	uint64_t	 harvest_max_clients;		/* default 100000: counters kept */
+
+	/* [postfix_policy]: Postfix's check_policy_service door */
+	char		*policy_socket;		/* "" = off */
+	uint64_t	 policy_max_connections;	/* default 1000 */
+	uint64_t	 policy_idle_timeout_ms;	/* default 330s */
+	uint64_t	 policy_request_timeout_ms;	/* default 10s */
 
 	/* [control], [metrics] (conf_ops.c checks them; "" = off) */
 	char		*control_socket;	/* "unix:/run/rcptgate/control.sock" */

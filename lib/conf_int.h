@@ -74,6 +74,7 @@ enum sec_kind {
 	SK_BACKEND,
 	SK_CACHE,
 	SK_HARVEST,
+	SK_PFPOLICY,		/* [postfix_policy] */
 	SK_CONTROL,
 	SK_METRICS,
 };
@@ -153,7 +154,7 @@ struct key {
 	const char	*range;		/* said when out of min..max */
 };
 
-#define NKEYS	33			/* entries of rg_conf_keys[] */
+#define NKEYS	37			/* entries of rg_conf_keys[] */
 
 extern const struct key	rg_conf_keys[];	/* NKEYS of them */
 

@@ -93,6 +93,16 @@ const struct key rg_conf_keys[] = {
 	{ "harvest.max_clients", SK_HARVEST, KT_UINT, C(harvest_max_clients),
 	    "100000", 1, 100000000, "1 to 100000000" },
 
+	{ "postfix_policy.socket", SK_PFPOLICY, KT_SOCKET, C(policy_socket),
+	    "", 0, 0, NULL },
+	{ "postfix_policy.max_connections", SK_PFPOLICY, KT_UINT,
+	    C(policy_max_connections), "1000", 1, 100000, "1 to 100000" },
+	{ "postfix_policy.idle_timeout", SK_PFPOLICY, KT_DURATION,
+	    C(policy_idle_timeout_ms), "330s", MS_S, MS_D, "1s to 1d" },
+	{ "postfix_policy.request_timeout", SK_PFPOLICY, KT_DURATION,
+	    C(policy_request_timeout_ms), "10s", MS_S, 10 * MS_M,
+	    "1s to 10m" },
+
 	{ "control.socket", SK_CONTROL, KT_OPS, C(control_socket), "",
 	    0, 0, NULL },
 	{ "control.group", SK_CONTROL, KT_OPS, C(control_group), "",
@@ -239,14 +249,19 @@ rg_conf_key_by_full(const char *full)
 
 #define WHY(...)	((void)snprintf(why, wlen, __VA_ARGS__), -1)
 
+/* A socket, or "" / "none": that door is off (stored as ""). */
 static int
 set_socket(const struct key *k, void *f, const char *v, const char *show,
     char *why, size_t wlen)
 {
 	char	*s;
 
-	if (rg_conf_check_socket(v, &s, why, wlen) == -1)
+	if (v[0] == '\0' || strcmp(v, "none") == 0)
+		s = strdup("");
+	else if (rg_conf_check_socket(v, &s, why, wlen) == -1)
 		return -1;
+	if (s == NULL)
+		return WHY("out of memory");
 	rg_conf_field_free(k, f);
 	*(char **)f = s;
 	return 0;

@@ -344,6 +344,7 @@ plain_kind(const char *kind)
 	} plain[] = {
 		{ "milter", SK_MILTER }, { "policy", SK_POLICY },
 		{ "cache", SK_CACHE }, { "harvest", SK_HARVEST },
+		{ "postfix_policy", SK_PFPOLICY },
 		{ "control", SK_CONTROL }, { "metrics", SK_METRICS },
 	};
 

@@ -13,6 +13,10 @@
 _Atomic uint64_t rg_opstats_milter_connections;
 _Atomic int64_t	 rg_opstats_milter_active;
 _Atomic uint64_t rg_opstats_reloads;
+_Atomic uint64_t rg_opstats_policy_connections;
+_Atomic int64_t	 rg_opstats_policy_active;
+_Atomic uint64_t rg_opstats_policy_requests;
+_Atomic uint64_t rg_opstats_policy_protocol_errors;
 
 static struct rg_decision_stat	slots[RG_OPSTATS_SLOTS];
 static pthread_mutex_t		claim_mu = PTHREAD_MUTEX_INITIALIZER; /* guards

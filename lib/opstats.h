@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Counters the front doors keep for the metrics endpoint: decisions by
- * verdict and deciding backend (or rule), milter connections. Process
+ * verdict and deciding backend (or rule), milter and policy connections. Process
  * lifetime, atomics only: a scrape never waits.
  */
 #ifndef RG_OPSTATS_H
@@ -31,5 +31,9 @@ const char *rg_action_word(int action);
 extern _Atomic uint64_t rg_opstats_milter_connections;	/* total */
 extern _Atomic int64_t	rg_opstats_milter_active;	/* now */
 extern _Atomic uint64_t	rg_opstats_reloads;		/* control "reload" */
+extern _Atomic uint64_t rg_opstats_policy_connections;	/* total */
+extern _Atomic int64_t	rg_opstats_policy_active;	/* now */
+extern _Atomic uint64_t	rg_opstats_policy_requests;	/* total */
+extern _Atomic uint64_t	rg_opstats_policy_protocol_errors; /* closed */
 
 #endif

@@ -32,6 +32,7 @@ struct rg_engine {
 	struct rg_runtime	*current;
 	struct rg_cache		*cache;
 	struct rg_harvest	*harvest;	/* NULL with RG_ENGINE_NO_HARVEST */
+	_Atomic uint64_t	 generation;	/* rg_engine_swap calls */
 
 	_Atomic uint64_t	 accepted, rejected, tempfailed, blocked,
 				 unchecked, syntax, backend_failures,
@@ -119,7 +120,14 @@ rg_engine_swap(struct rg_engine *e, struct rg_runtime *rt)
 	old = e->current;
 	e->current = rg_runtime_ref(rt);
 	pthread_mutex_unlock(&e->lock);
+	atomic_fetch_add(&e->generation, 1);
 	rg_runtime_unref(old);
+}
+
+uint64_t
+rg_engine_generation(struct rg_engine *e)
+{
+	return atomic_load(&e->generation);
 }
 
 /* ---- the decision ---- */
@@ -129,7 +137,7 @@ set_reply(struct rg_verdict *v, enum rg_action action, const char *rcode,
     const char *xcode, const char *text)
 {
 	v->action = action;
-	rg_reply_build(&v->reply, rcode, xcode, text);
+	rg_reply_build_form(&v->reply, v->reply_form, rcode, xcode, text);
 }
 
 static void
@@ -151,6 +159,12 @@ verdict_unknown(struct rg_verdict *v, const char *raw)
 	const char	*sent;
 	size_t		 len;
 
+	/* Postfix puts "<ADDRESS>: Recipient address rejected:" before a
+	 * policy server's text itself. */
+	if (v->reply_form == RG_REPLY_POLICY) {
+		set_reply(v, RG_ACT_REJECT, "550", "5.1.1", "User unknown");
+		return;
+	}
 	len = rg_addr_as_sent(raw, &sent);
 	if (len > RG_REPLY_LINE_MAX)
 		len = RG_REPLY_LINE_MAX;	/* the builder cuts it anyway */
@@ -462,6 +476,7 @@ rg_decide(struct rg_engine *e, struct rg_runtime *rt, struct rg_client *cl,
 
 	memset(v, 0, sizeof(*v));
 	v->action = RG_ACT_CONTINUE;
+	v->reply_form = cl->reply_form;
 	st = rg_addr_parse(raw, &a);
 	rg_log_escape(v->address, sizeof(v->address),
 	    st == RG_ADDR_OK ? a.address : raw != NULL ? raw : "");

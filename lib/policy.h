@@ -47,12 +47,15 @@ struct rg_client {
 	bool			have_addr;	/* false: unknown (e.g. -t) */
 	bool			authenticated;	/* {auth_authen} was set */
 	const char		*queue_id;	/* NULL or "" if none yet */
+	enum rg_reply_form	reply_form;	/* the door's reply form */
 	struct rg_harvest_session harvest;	/* per session, zeroed at start */
 };
 
 struct rg_verdict {
 	enum rg_action	action;
-	struct rg_reply	reply;		/* set unless action == CONTINUE */
+	struct rg_reply	reply;		/* set unless action == CONTINUE, in
+					 * the client's reply_form */
+	enum rg_reply_form reply_form;
 	char		decided_by[RG_NAME_MAX];	/* backend, "cache", or a rule:
 							 * "domain", "trusted",
 							 * "auth", "always_accept",
@@ -92,6 +95,11 @@ rg_runtime_backend(const struct rg_runtime *rt, const struct rg_policy *p,
  */
 #define RG_MTA_TIMEOUT_MS	10000
 
+/* Postfix's smtpd_policy_service_max_idle default: how long an smtpd
+ * keeps an idle policy connection ([postfix_policy] idle_timeout should
+ * not be shorter). */
+#define RG_POSTFIX_POLICY_MAX_IDLE_MS	300000
+
 /*
  * The `-n` checks on a runtime: deadline vs. the backends' worst case,
  * live checks of each backend. Problems into err, warnings into warn.
@@ -111,6 +119,13 @@ void	rg_engine_free(struct rg_engine *);
 
 /* The current runtime, with a reference the caller drops. Brief mutex. */
 struct rg_runtime *rg_engine_acquire(struct rg_engine *);
+
+/*
+ * How many times rg_engine_swap has run: a door that keeps a runtime
+ * across many sessions (a policy connection) compares it, lock-free, to
+ * know when to acquire the new one.
+ */
+uint64_t rg_engine_generation(struct rg_engine *);
 
 /*
  * Make rt current (reload): new connections use it; cache sizes and

@@ -66,6 +66,14 @@ int
 rg_reply_build(struct rg_reply *r, const char *rcode, const char *xcode,
     const char *text)
 {
+	return rg_reply_build_form(r, RG_REPLY_MILTER, rcode, xcode, text);
+}
+
+int
+rg_reply_build_form(struct rg_reply *r, enum rg_reply_form form,
+    const char *rcode, const char *xcode, const char *text)
+{
+	const int	 dbl = form == RG_REPLY_MILTER;
 	const unsigned char *p;
 	size_t	 budget, len = 0, mark = 0, unit, utf8, step;
 
@@ -90,14 +98,14 @@ rg_reply_build(struct rg_reply *r, const char *rcode, const char *xcode,
 		 * client sent it (SMTPUTF8). Any other byte >= 0x80 is '?'.
 		 */
 		utf8 = *p >= 0x80 ? rg_utf8_seq(p) : 0;
-		unit = *p == '%' ? 2 : utf8 ? utf8 : 1;
+		unit = *p == '%' && dbl ? 2 : utf8 ? utf8 : 1;
 		if (len + unit > budget) {
 			/* cut at the last whole unit that leaves room */
 			memcpy(r->text + mark, "...", 3);
 			len = mark + 3;
 			break;
 		}
-		if (*p == '%') {
+		if (*p == '%' && dbl) {
 			/* a lone '%' makes Sendmail answer 550 5.7.1 */
 			r->text[len++] = '%';
 			r->text[len++] = '%';

@@ -24,6 +24,18 @@ struct rg_reply {
 };
 
 /*
+ * Where the reply goes. The milter form doubles '%' (libmilter hands the
+ * text to the MTA as a format: Sendmail turns a lone '%' into "550 5.7.1
+ * Command rejected"). Postfix's policy protocol takes the text as it is
+ * and does not undo "%%", so that form leaves '%' alone. Both forms drop
+ * control characters: a LF would end a policy reply early.
+ */
+enum rg_reply_form {
+	RG_REPLY_MILTER = 0,
+	RG_REPLY_POLICY,
+};
+
+/*
  * Fill r from rcode, xcode and text (text may hold an untrusted address).
  * Returns 0, or -1 when rcode is not a 4xx/5xx code or xcode is not
  * "C.S.D" with C equal to rcode's first digit (a programming or config
@@ -32,6 +44,10 @@ struct rg_reply {
  */
 int	rg_reply_build(struct rg_reply *r, const char *rcode, const char *xcode,
 	    const char *text);
+
+/* The same, for the given form (rg_reply_build is RG_REPLY_MILTER). */
+int	rg_reply_build_form(struct rg_reply *r, enum rg_reply_form form,
+	    const char *rcode, const char *xcode, const char *text);
 
 /* The whole line "rcode xcode text" (for -t, logs and tests). */
 void	rg_reply_line(const struct rg_reply *, char *buf, size_t buflen);

@@ -164,6 +164,14 @@ rg_runtime_check(struct rg_runtime *rt, bool live, struct rg_error *err,
 		    "recipient is checked", c->path);
 	check_deadline(rt, &c->policy, "[policy]", warn);
 	check_mta_timeout(c, &c->policy, "[policy]", warn);
+	/* Postfix keeps an idle policy connection up to 300s and then
+	 * finds it closed under it: harmless, but each costs a retry. */
+	if (c->policy_socket[0] != '\0' &&
+	    c->policy_idle_timeout_ms < RG_POSTFIX_POLICY_MAX_IDLE_MS)
+		rg_error_append(warn, "%s: [postfix_policy] idle_timeout %llus "
+		    "is shorter than Postfix's smtpd_policy_service_max_idle "
+		    "(300s by default)", c->path,
+		    (unsigned long long)c->policy_idle_timeout_ms / 1000);
 	for (i = 0; i < c->ndomains; i++) {
 		snprintf(where, sizeof(where), "[domain %s]", c->domain[i].name);
 		check_deadline(rt, &c->domain[i].policy, where, warn);

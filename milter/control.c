@@ -233,6 +233,8 @@ rg_control_status(FILE *f, const struct rg_ops_info *in, int json)
 		rg_json_str(f, in->conf_path);
 		fprintf(f, ",\"milter_socket\":");
 		rg_json_str(f, in->milter_socket);
+		fprintf(f, ",\"policy_socket\":");
+		rg_json_str(f, in->policy_socket);
 		fprintf(f, ",\"control_socket\":");
 		rg_json_str(f, c->control_socket);
 		fprintf(f, ",\"metrics_listen\":");
@@ -252,10 +254,10 @@ rg_control_status(FILE *f, const struct rg_ops_info *in, int json)
 	} else {
 		fprintf(f, "rcptgate %s, up %llds (since %s)\n", RG_VERSION, up,
 		    started);
-		fprintf(f, "config: %s\nmilter socket: %s\ncontrol socket: %s\n"
-		    "metrics: %s\n", in->conf_path, in->milter_socket,
-		    c->control_socket, c->metrics_listen[0] ?
-		    c->metrics_listen : "off");
+		fprintf(f, "config: %s\nmilter socket: %s\npolicy socket: %s\n"
+		    "control socket: %s\nmetrics: %s\n", in->conf_path,
+		    in->milter_socket, in->policy_socket, c->control_socket,
+		    c->metrics_listen[0] ? c->metrics_listen : "off");
 		status_backends(f, rt, 0);
 		fprintf(f, "cache: %llu entries, %llu hits, %llu misses, hit "
 		    "rate %.1f%%, %llu stale answers\n",

@@ -1,13 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * rcptgate: options, the -n and -t modes, the daemon (socket, privileges,
+ * rcptgate: options, the -n and -t modes, the daemon (sockets, privileges,
  * pid file, signals) and smfi_main.
  *
  * Fatal exits happen only here and only before smfi_main. Signals: the
  * five we handle are blocked in main before any thread starts, so
  * libmilter's own signal thread alone receives SIGHUP, SIGTERM and SIGINT
- * (it stops the filter) and our signal thread alone SIGUSR1 (reload) and
- * SIGUSR2 (counters).
+ * (it stops the filter; with the milter door off, wait_for_stop takes
+ * them instead) and our signal thread alone SIGUSR1 (reload) and SIGUSR2
+ * (counters).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -28,6 +29,7 @@
 #include "log.h"
 #include "milter.h"
 #include "ops.h"
+#include "policy_server.h"
 
 #ifndef RG_DEFAULT_CONF
 #define RG_DEFAULT_CONF "/etc/rcptgate/rcptgate.conf"
@@ -83,6 +85,15 @@ load_runtime(struct rg_error *err)
 	return rt;
 }
 
+/* The milter socket: -p, else [milter] socket; "" when off ("none"). */
+static const char *
+milter_socket(const struct rg_conf *c)
+{
+	if (opt.socket == NULL)
+		return c->socket;
+	return strcmp(opt.socket, "none") == 0 ? "" : opt.socket;
+}
+
 static void
 print_lines(FILE *f, const char *prefix, const char *text)
 {
@@ -123,7 +134,16 @@ print_summary(const struct rg_runtime *rt)
 	size_t			 i;
 
 	printf("config: %s\n", c->path);
-	printf("socket: %s\n", opt.socket ? opt.socket : c->socket);
+	printf("socket: %s\n", milter_socket(c)[0] ? milter_socket(c) : "none");
+	if (c->policy_socket[0] != '\0')
+		printf("postfix_policy: socket=%s max_connections=%llu "
+		    "idle_timeout=%llus request_timeout=%llus\n",
+		    c->policy_socket,
+		    (unsigned long long)c->policy_max_connections,
+		    (unsigned long long)c->policy_idle_timeout_ms / 1000,
+		    (unsigned long long)c->policy_request_timeout_ms / 1000);
+	else
+		printf("postfix_policy: off\n");
 	printf("domains:");
 	if (c->all_domains)
 		printf(" *");
@@ -392,7 +412,13 @@ reload(void)
 	old = rg_engine_acquire(rg_milter_engine);
 	if (opt.socket == NULL && strcmp(old->conf->socket, rt->conf->socket) != 0)
 		rg_warnx("reload: socket changed to %s; it takes effect at the "
-		    "next restart", rt->conf->socket);
+		    "next restart", rt->conf->socket[0] ? rt->conf->socket :
+		    "none");
+	if (strcmp(old->conf->policy_socket, rt->conf->policy_socket) != 0)
+		rg_warnx("reload: [postfix_policy] socket changed to %s; it "
+		    "takes effect at the next restart",
+		    rt->conf->policy_socket[0] ? rt->conf->policy_socket :
+		    "none");
 	rg_runtime_unref(old);
 	rg_engine_swap(rg_milter_engine, rt);
 	rg_log_set_level(effective_log_level(rt->conf));
@@ -594,12 +620,84 @@ become_daemon(const char *user, bool change_user, uid_t uid, gid_t gid)
 	return 0;
 }
 
+/*
+ * Without the milter door there is no smfi_main to catch SIGTERM and
+ * friends: wait for them here (they are blocked in every thread).
+ */
+static int
+wait_for_stop(void)
+{
+	sigset_t	set;
+	int		sig;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	while (sigwait(&set, &sig) != 0)
+		continue;
+	return MI_SUCCESS;
+}
+
+/* As root: the milter socket (if on), the policy and control sockets. */
+static int
+open_doors(const char *sock, bool change_user, uid_t uid, gid_t gid,
+    const char **path, struct rg_error *err)
+{
+	int	rc;
+
+	*path = NULL;
+	if (sock[0] != '\0' &&
+	    (rc = open_listener(sock, change_user, uid, gid, path)) != 0)
+		return rc;
+	if (rg_pf_open(daemon_rt->conf, change_user, uid, gid, err) != 0) {
+		fprintf(stderr, "rcptgate: %s\n", err->msg);
+		return EX_UNAVAILABLE;
+	}
+	/* [control] socket: made as root, for the daemon's user (ops.c) */
+	if (rg_ops_open(daemon_rt->conf, change_user ? uid : (uid_t)-1,
+	    err) != 0) {
+		fprintf(stderr, "rcptgate: %s\n", err->msg);
+		return EX_UNAVAILABLE;
+	}
+	return 0;
+}
+
+/* After detaching: the engine and the threads that serve it. */
+static int
+start_engine(const char *sock, struct rg_error *err)
+{
+	pthread_t	tid;
+
+	rg_milter_engine = rg_engine_new(daemon_rt, 0, err);
+	if (rg_milter_engine == NULL) {
+		rg_err("cannot start: %s", err->msg);
+		return EX_SOFTWARE;
+	}
+	if (pthread_create(&tid, NULL, signal_thread, NULL) != 0) {
+		rg_err("cannot start the signal thread");
+		return EX_OSERR;
+	}
+	pthread_detach(tid);
+	if (rg_ops_start(rg_milter_engine, opt.conf_path, sock,
+	    daemon_rt->conf->policy_socket, err) != 0 ||
+	    rg_pf_start(rg_milter_engine, err) != 0) {
+		rg_err("cannot start: %s", err->msg);
+		return EX_UNAVAILABLE;
+	}
+	if (sock[0] != '\0')
+		rg_info("rcptgate %s listening on %s", RG_VERSION, sock);
+	if (daemon_rt->conf->policy_socket[0] != '\0')
+		rg_info("postfix policy server listening on %s",
+		    daemon_rt->conf->policy_socket);
+	return 0;
+}
+
 static int
 run_daemon(void)
 {
 	struct rg_error		 err;
 	const char		*sock, *user, *path;
-	pthread_t		 tid;
 	uid_t			 uid = 0;
 	gid_t			 gid = 0;
 	int			 rc;
@@ -612,7 +710,12 @@ run_daemon(void)
 		return EX_CONFIG;
 	}
 	rg_log_set_level(effective_log_level(daemon_rt->conf));
-	sock = opt.socket ? opt.socket : daemon_rt->conf->socket;
+	sock = milter_socket(daemon_rt->conf);
+	if (sock[0] == '\0' && daemon_rt->conf->policy_socket[0] == '\0') {
+		fprintf(stderr, "rcptgate: -p none and no [postfix_policy] "
+		    "socket: no door for the MTA\n");
+		return EX_CONFIG;
+	}
 	user = opt.user ? opt.user : daemon_rt->conf->user;
 	change_user = user[0] != '\0' && getuid() == 0;
 	if (change_user && lookup_user(user, &uid, &gid) != 0) {
@@ -621,36 +724,15 @@ run_daemon(void)
 		return EX_NOUSER;
 	}
 	block_signals();
-	if ((rc = open_listener(sock, change_user, uid, gid, &path)) != 0)
-		return rc;
-	/* [control] socket: made as root, for the daemon's user (ops.c) */
-	if (rg_ops_open(daemon_rt->conf, change_user ? uid : (uid_t)-1,
-	    &err) != 0) {
-		fprintf(stderr, "rcptgate: %s\n", err.msg);
-		return EX_UNAVAILABLE;
-	}
-	if ((rc = become_daemon(user, change_user, uid, gid)) != 0)
+	if ((rc = open_doors(sock, change_user, uid, gid, &path, &err)) != 0 ||
+	    (rc = become_daemon(user, change_user, uid, gid)) != 0 ||
+	    (rc = start_engine(sock, &err)) != 0)
 		return rc;
 
-	rg_milter_engine = rg_engine_new(daemon_rt, 0, &err);
-	if (rg_milter_engine == NULL) {
-		rg_err("cannot start: %s", err.msg);
-		return EX_SOFTWARE;
-	}
-	if (pthread_create(&tid, NULL, signal_thread, NULL) != 0) {
-		rg_err("cannot start the signal thread");
-		return EX_OSERR;
-	}
-	pthread_detach(tid);
-	if (rg_ops_start(rg_milter_engine, opt.conf_path, sock, &err) != 0) {
-		rg_err("cannot start: %s", err.msg);
-		return EX_UNAVAILABLE;
-	}
-	rg_info("rcptgate %s listening on %s", RG_VERSION, sock);
-
-	rc = smfi_main();
+	rc = sock[0] != '\0' ? smfi_main() : wait_for_stop();
 	rg_info("stopping (%s)",
 	    rc == MI_SUCCESS ? "signal" : "libmilter error");
+	rg_pf_stop();
 	rg_ops_stop(daemon_rt->conf);
 	if (opt.pidfile != NULL)
 		unlink(opt.pidfile);

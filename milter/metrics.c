@@ -70,6 +70,22 @@ write_decisions(FILE *f)
 	    "Milter connections open now.");
 	fprintf(f, "rcptgate_milter_connections %lld\n",
 	    (long long)atomic_load(&rg_opstats_milter_active));
+	head(f, "rcptgate_policy_connections_total", "counter",
+	    "Postfix policy connections opened.");
+	fprintf(f, "rcptgate_policy_connections_total %llu\n",
+	    (unsigned long long)atomic_load(&rg_opstats_policy_connections));
+	head(f, "rcptgate_policy_connections", "gauge",
+	    "Postfix policy connections open now.");
+	fprintf(f, "rcptgate_policy_connections %lld\n",
+	    (long long)atomic_load(&rg_opstats_policy_active));
+	head(f, "rcptgate_policy_requests_total", "counter",
+	    "Postfix policy requests answered.");
+	fprintf(f, "rcptgate_policy_requests_total %llu\n",
+	    (unsigned long long)atomic_load(&rg_opstats_policy_requests));
+	head(f, "rcptgate_policy_protocol_errors_total", "counter",
+	    "Postfix policy connections closed for a bad or stalled request.");
+	fprintf(f, "rcptgate_policy_protocol_errors_total %llu\n",
+	    (unsigned long long)atomic_load(&rg_opstats_policy_protocol_errors));
 }
 
 static void

@@ -22,13 +22,14 @@ rg_ops_open(const struct rg_conf *c, uid_t uid, struct rg_error *err)
 
 int
 rg_ops_start(struct rg_engine *e, const char *conf_path, const char *sock,
-    struct rg_error *err)
+    const char *policy_sock, struct rg_error *err)
 {
 	struct rg_runtime	*rt = rg_engine_acquire(e);
 	int			 rc = 0;
 
 	info.conf_path = conf_path;
-	info.milter_socket = sock;
+	info.milter_socket = sock[0] != '\0' ? sock : "none";
+	info.policy_socket = policy_sock[0] != '\0' ? policy_sock : "none";
 	info.started = time(NULL);
 	info.engine = e;
 	if (ctl_fd >= 0) {

@@ -18,7 +18,8 @@
 
 struct rg_ops_info {
 	const char	*conf_path;
-	const char	*milter_socket;
+	const char	*milter_socket;	/* "none" when off */
+	const char	*policy_socket;	/* "none" when off */
 	time_t		 started;	/* wall clock */
 	struct rg_engine *engine;
 };
@@ -51,7 +52,8 @@ void	rg_metrics_write(FILE *f, const struct rg_ops_info *);
 /* ops.c: what main.c calls (see there). 0 or -1 with err. */
 int	rg_ops_open(const struct rg_conf *, uid_t uid, struct rg_error *);
 int	rg_ops_start(struct rg_engine *, const char *conf_path,
-	    const char *milter_socket, struct rg_error *);
+	    const char *milter_socket, const char *policy_socket,
+	    struct rg_error *);
 void	rg_ops_stop(const struct rg_conf *);
 
 /* status, in text or JSON, into f (control.c; metrics shares nothing). */

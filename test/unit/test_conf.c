@@ -1093,6 +1093,8 @@ test_known_keys(void **state)
 		"harvest.tarpit_max", "harvest.tarpit_sessions",
 		"harvest.exempt", "harvest.block_allows_postmaster",
 		"harvest.max_clients",
+		"postfix_policy.socket", "postfix_policy.max_connections",
+		"postfix_policy.idle_timeout", "postfix_policy.request_timeout",
 		"control.socket", "control.group", "metrics.listen",
 	};
 	const char *const	*k = rg_conf_known_keys();
@@ -1153,6 +1155,45 @@ slurp(const char *path)
  * still loads with every commented `;key = value` and `;[section]` line
  * switched on: each default it shows is valid.
  */
+/* [postfix_policy] and turning the milter door off. */
+static void
+test_postfix_policy(void **state)
+{
+	struct rg_conf	*c;
+	struct rg_error	 err;
+
+	(void)state;
+	c = load_ok("[milter]\n");
+	assert_string_equal(c->policy_socket, "");
+	assert_int_equal(c->policy_max_connections, 1000);
+	assert_int_equal(c->policy_idle_timeout_ms, 330000);
+	assert_int_equal(c->policy_request_timeout_ms, 10000);
+	rg_conf_unref(c);
+	c = load_ok("[milter]\nsocket = none\n[postfix_policy]\n"
+	    "socket = inet:10040@127.0.0.1\nmax_connections = 5\n"
+	    "idle_timeout = 10m\nrequest_timeout = 2s\n");
+	assert_string_equal(c->socket, "");
+	assert_string_equal(c->policy_socket, "inet:10040@127.0.0.1");
+	assert_int_equal(c->policy_max_connections, 5);
+	assert_int_equal(c->policy_idle_timeout_ms, 600000);
+	assert_int_equal(c->policy_request_timeout_ms, 2000);
+	rg_conf_unref(c);
+	/* no door at all */
+	assert_null(rg_conf_load_string("[milter]\nsocket = none\n", "t.conf",
+	    &err));
+	assert_non_null(strstr(err.msg, "t.conf:2: [milter] key 'socket': "
+	    "none, and no [postfix_policy] socket"));
+	assert_null(rg_conf_load_string("[postfix_policy]\nsocket = tcp:1\n",
+	    "t.conf", &err));
+	assert_non_null(strstr(err.msg, "t.conf:2: [postfix_policy] key "
+	    "'socket'"));
+	assert_null(rg_conf_load_string("[postfix_policy]\nmax_connections = 0"
+	    "\n", "t.conf", &err));
+	assert_non_null(strstr(err.msg, "1 to 100000"));
+	assert_null(rg_conf_load_string("[postfix_policy]\nrequest_timeout = "
+	    "0\n", "t.conf", &err));
+}
+
 static void
 test_packaged_conf(void **state)
 {
@@ -1295,6 +1336,7 @@ main(void)
 		cmocka_unit_test(test_refcount),
 		cmocka_unit_test(test_files),
 		cmocka_unit_test(test_known_keys),
+		cmocka_unit_test(test_postfix_policy),
 		cmocka_unit_test(test_section_helpers),
 		cmocka_unit_test(test_packaged_conf),
 	};

@@ -421,6 +421,33 @@ test_failure_detail(void **state)
 	rg_runtime_unref(rt);
 }
 
+/* The policy door's form: Postfix adds "<ADDRESS>: Recipient address
+ * rejected:" itself, so the verdict carries the short reason only. */
+static void
+test_policy_form(void **state)
+{
+	struct rg_runtime	*rt;
+	struct rg_engine	*e;
+	struct rg_error		 err;
+	struct rg_client	 cl;
+	struct rg_verdict	 v;
+
+	(void)state;
+	rt = runtime_from(POLICY("") A("") B(""));
+	e = rg_engine_new(rt, RG_ENGINE_NO_HARVEST, &err);
+	client_for(&cl, OUTSIDE);
+	cl.reply_form = RG_REPLY_POLICY;
+	rg_decide(e, rt, &cl, "<no%body@example.com>", false, &v);
+	assert_int_equal(v.action, RG_ACT_REJECT);
+	assert_string_equal(v.reply.text, "User unknown");
+	cl.reply_form = RG_REPLY_MILTER;
+	rg_decide(e, rt, &cl, "<no%body@example.com>", false, &v);
+	assert_string_equal(v.reply.text, "<no%%body@example.com>: Recipient "
+	    "address rejected: User unknown");
+	rg_engine_free(e);
+	rg_runtime_unref(rt);
+}
+
 /* ---- outage mode: a stale positive ---- */
 
 static void
@@ -638,6 +665,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_decision_order),
 		cmocka_unit_test(test_failure_detail),
+		cmocka_unit_test(test_policy_form),
 		cmocka_unit_test(test_outage_stale),
 		cmocka_unit_test(test_exempt_in_blocked_prefix),
 		cmocka_unit_test(test_outage_counts_nothing),

@@ -179,12 +179,32 @@ test_line_exact_buffer(void **state)
 	assert_string_equal(buf, "");
 }
 
+/* The policy form: '%' as it is (Postfix does not undo "%%"), control
+ * characters still dropped (a LF would end the policy reply). */
+static void
+test_policy_form(void **state)
+{
+	struct rg_reply	r;
+
+	(void)state;
+	assert_int_equal(rg_reply_build_form(&r, RG_REPLY_POLICY, "550",
+	    "5.1.1", "100% unknown\r\naction=OK"), 0);
+	assert_string_equal(r.text, "100% unknownaction=OK");
+	assert_int_equal(rg_reply_build_form(&r, RG_REPLY_MILTER, "550",
+	    "5.1.1", "100% unknown"), 0);
+	assert_string_equal(r.text, "100%% unknown");
+	assert_int_equal(rg_reply_build_form(&r, RG_REPLY_POLICY, "250",
+	    "2.0.0", "x"), -1);
+	assert_string_equal(r.rcode, "451");
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_build_table),
 		cmocka_unit_test(test_cut),
+		cmocka_unit_test(test_policy_form),
 		cmocka_unit_test(test_line_exact_buffer),
 	};
 
