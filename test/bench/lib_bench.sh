@@ -25,8 +25,10 @@
 #       where $T/slapd.CONF exists, "slapd_us/msg MED" (slapd's part of
 #       it). With BENCH_TARGETS="CONF:BASE:MIN ..." it then prints, per
 #       mode and pair present, "target MODE CONF/BASE cpu BASE_CPU/CONF_CPU
-#       (>= MIN met|MISSED by N%) msgs/s CONF/BASE": the throughput-like
-#       form, BASE's CPU per message over CONF's.
+#       (>= MIN met|MISSED by N%) paired P msgs/s CONF/BASE": the
+#       throughput-like form, BASE's median CPU per message over CONF's;
+#       P is the median of the same ratio taken round by round (both
+#       configurations ran minutes apart at most, under the same load).
 
 bench_rcpt_list() {
 	local r
@@ -102,7 +104,8 @@ bench_rounds() {
 			echo "target $mode $tc/$tb cpu $x $(awk -v x="$x" -v m="$tmin" 'BEGIN {
 				if (x == "-") print "(no CPU figures)"
 				else if (x + 0 >= m) printf "(>= %s met)\n", m
-				else printf "(>= %s MISSED by %.0f%%)\n", m, (m - x) / m * 100 }') msgs/s $(bench_ratio "${medrate[$tc]}" "${medrate[$tb]}")"
+				else printf "(>= %s MISSED by %.0f%%)\n", m, (m - x) / m * 100 }') paired $(paste "$T/cpu.$tb" "$T/cpu.$tc" 2>/dev/null |
+				awk '$2 > 0 { printf "%.3f\n", $1 / $2 }' | bench_median) msgs/s $(bench_ratio "${medrate[$tc]}" "${medrate[$tb]}")"
 		done
 	done
 }
