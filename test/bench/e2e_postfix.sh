@@ -40,6 +40,14 @@
 # throughput-like form of the targets: BASE's CPU per message /
 # CONF's, so "p >= 0.95 x a" is met when a's CPU / p's CPU >= 0.95.
 #
+# E2E_HOOK=PROGRAM is run before each measured run (after its CPU
+# reading) and after it (after the drain, before the reading) as
+# "PROGRAM start|stop" with E2E_CONF, E2E_ROUND, E2E_MODE (repeat or
+# unique), E2E_MESSAGES, E2E_PID (the configuration's rcptgate, if any)
+# and E2E_CGROUPS (the cpuacct groups its figure is read from) in the
+# environment, its output to stderr: test/bench/e2e_prof.sh profiles
+# that way (per-process CPU, strace -c, perf record).
+#
 # Output lines: "e2e MODE CONF msgs/s ratio_to_a errors=N". Not part of
 # ctest: a benchmark only reports. Needs root (Postfix), postfix-sqlite
 # and postfix-ldap for b and e.
@@ -247,11 +255,18 @@ drain() {
 # run CONF ROUND UNIQUE: one smtp-source run; prints msgs/s, counts errors
 # and, with E2E_CPU=1, appends the CPU us per message to $T/cpu.CONF.
 run() {
-	local c=$1 r=$2 u=$3 port t0 t1 errs var cpu0 cpu1 s0=0 s1=0
+	local c=$1 r=$2 u=$3 port t0 t1 errs var cpu0 cpu1 s0=0 s1=0 cgs
 	var=PORT_pf$c
 	port=${!var}
+	cgs=$CG_BASE/$c
+	case $c in e | f | pl) cgs="$cgs $CG_BASE/slapd" ;; esac
 	cpu0=$(cg_usage "$c")
 	case $c in e | f | pl) s0=$(cg_usage slapd) ;; esac
+	var=PID_$c
+	[ -n "${E2E_HOOK:-}" ] && E2E_CONF=$c E2E_ROUND=$r \
+	    E2E_MODE=$([ -n "$u" ] && echo unique || echo repeat) \
+	    E2E_MESSAGES=$M E2E_PID=${!var:-} E2E_CGROUPS=$cgs \
+	    "$E2E_HOOK" start >&2
 	t0=$(date +%s.%N)
 	"${SRC[@]}" ${u:+-N} -t "r$r@example.com" "127.0.0.1:$port" \
 	    >"$T/src.out" 2>&1
@@ -260,6 +275,10 @@ run() {
 	echo "$errs" >>"$T/errs.$c"	# run is called in $(...)
 	[ "$errs" -gt 0 ] && head -n 2 "$T/src.out" | sed "s/^/# $c: /" >&2
 	drain "pf$c"
+	[ -n "${E2E_HOOK:-}" ] && E2E_CONF=$c E2E_ROUND=$r \
+	    E2E_MODE=$([ -n "$u" ] && echo unique || echo repeat) \
+	    E2E_MESSAGES=$M E2E_PID=${!var:-} E2E_CGROUPS=$cgs \
+	    "$E2E_HOOK" stop >&2
 	if [ "${E2E_CPU:-0}" = 1 ]; then
 		cpu1=$(cg_usage "$c")
 		case $c in
