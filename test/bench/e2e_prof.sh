@@ -10,9 +10,11 @@
 # E2E_PROF_DIR/CONF.MODE.ROUND.*, what E2E_PROF asks for:
 #   procs   CPU per message by process name (utime + stime from
 #           /proc/PID/stat of every process in the configuration's
-#           cpuacct groups, before and after; a process that exits during
-#           the run is missed, one that starts counts from zero):
-#           ".procs", lines "COMM us/msg"
+#           cpuacct groups, before and after; one that starts during the
+#           run counts from zero): ".procs", lines "COMM us/msg". Postfix
+#           ends its daemons after max_use requests; what those spent
+#           reaches their parent when it reaps them (cutime + cstime),
+#           shown as "master(reaped)": mostly smtpd and cleanup.
 #   strace  strace -c -f on the configuration's rcptgate: ".strace",
 #           with "calls/msg" added to each line
 #   perf    perf record -g on the configuration's rcptgate: ".perf.data"
@@ -25,8 +27,10 @@ what=${E2E_PROF:-procs}
 mkdir -p "$dir"
 base=$dir/$E2E_CONF.$E2E_MODE.$E2E_ROUND
 
-# snap: "PID COMM TICKS" for every process of the groups (utime + stime,
-# fields 14 and 15 of /proc/PID/stat; spaces in COMM become "_").
+# snap: "KEY COMM TICKS" for every process of the groups: PID with utime
+# + stime (fields 14 and 15 of /proc/PID/stat), PID/c with cutime +
+# cstime (16 and 17, children reaped) as COMM(reaped); spaces in COMM
+# become "_".
 snap() {
 	local g pid s comm
 	for g in $E2E_CGROUPS; do
@@ -36,6 +40,7 @@ snap() {
 			comm=${comm%)*}
 			set -- ${s##*) }
 			echo "$pid ${comm// /_} $((${12} + ${13}))"
+			echo "$pid/c ${comm// /_}(reaped) $((${14} + ${15}))"
 		done <"$g/cgroup.procs"
 	done
 }
@@ -77,7 +82,8 @@ stop)
 		awk -v m="$E2E_MESSAGES" -v hz="$(getconf CLK_TCK)" '
 			NR == FNR { t0[$1] = $3; next }
 			{ d[$2] += $3 - ($1 in t0 ? t0[$1] : 0) }
-			END { for (c in d) printf "%s %.0f\n", c, d[c] * 1e6 / hz / m }' \
+			END { for (c in d) if (d[c] > 0)
+				printf "%s %.0f\n", c, d[c] * 1e6 / hz / m }' \
 		    "$base.procs0" "$base.procs1" | sort -k2,2nr >"$base.procs"
 		rm -f "$base.procs0" "$base.procs1"
 	fi
