@@ -16,6 +16,9 @@
 #      socket (smtpd_recipient_restrictions = reject_unauth_destination,
 #      check_policy_service), milter door off ([milter] socket = none)
 #   pl as p, with the LDAP backend on the same slapd as e and f
+#   n  as p, but the policy server is test/bench/nullpolicy.c (one
+#      thread, epoll, DUNNO to everything): the floor of any policy server
+#   nt as n, nullpolicy -t (a thread per connection blocked in recv)
 # The SQLite table has 1,000,000 filler rows plus every recipient sent.
 # Each round uses its own recipient base (rN@example.com), so unique
 # recipients (-N) are never in rcptgate's cache from an earlier round.
@@ -214,6 +217,23 @@ if want pl; then
 	cg_leave
 	EXTRA[pl]="smtpd_recipient_restrictions = reject_unauth_destination, check_policy_service unix:$T/pl.sock"
 fi
+# n and nt: the null policy server, built here, in the group as rcptgate.
+if want n || want nt; then
+	gcc -std=c11 -D_GNU_SOURCE -O2 -o "$T/nullpolicy" \
+	    "$RG_SOURCE_DIR/test/bench/nullpolicy.c" -lpthread || exit 1
+fi
+for c in n nt; do
+	want $c || continue
+	cg_enter $c
+	"$T/nullpolicy" $([ $c = nt ] && echo -t) "$T/$c.sock" &
+	rg_track $!
+	cg_leave
+	for ((i = 0; i < 50; i++)); do
+		[ -S "$T/$c.sock" ] && break
+		sleep 0.1
+	done
+	EXTRA[$c]="smtpd_recipient_restrictions = reject_unauth_destination, check_policy_service unix:$T/$c.sock"
+done
 if want b; then
 	printf 'dbpath = %s\nquery = SELECT address FROM recipients WHERE address = '"'"'%%s'"'"'\n' \
 	    "$db" >"$T/pf-sqlite.cf"
