@@ -30,7 +30,8 @@
 # cpuacct cgroup of their own (smtp-source outside it), and the lines add
 # the median CPU the mail system spent per message (us) and its ratio to
 # a: on these shared machines msg/s swings +-30 % between rounds, CPU per
-# message holds to a few percent. The reading is taken after the queue
+# message holds better (a few percent when the machine is quiet, +-15 %
+# at a load average of 15 on 2 cores). The reading is taken after the queue
 # has drained. slapd runs in a group of its own, shared by e, f and pl;
 # rounds run one configuration at a time and nothing else queries it, so
 # what it spends during a configuration's run is added to that
@@ -51,7 +52,9 @@
 # environment, its output to stderr: test/bench/e2e_prof.sh profiles
 # that way (per-process CPU, strace -c, perf record).
 #
-# Output lines: "e2e MODE CONF msgs/s ratio_to_a errors=N". Not part of
+# Output lines: "e2e MODE CONF msgs/s x_a RATIO errors=N rounds: ..."
+# [cpu_us/msg ...] and "target MODE CONF/BASE cpu ..." (lib_bench.sh,
+# bench_rounds). Not part of
 # ctest: a benchmark only reports. Needs root (Postfix), postfix-sqlite
 # and postfix-ldap for b and e.
 set -u
