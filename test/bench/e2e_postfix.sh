@@ -12,6 +12,13 @@
 #   d  rcptgate (SQLite backend) on TCP
 #   e  Postfix's own local_recipient_maps = ldap: on a 100k-entry slapd
 #   f  rcptgate's LDAP backend on the same slapd
+#   p  rcptgate (SQLite backend) as Postfix's policy server on a unix
+#      socket (smtpd_recipient_restrictions = reject_unauth_destination,
+#      check_policy_service), milter door off ([milter] socket = none)
+#   pl as p, with the LDAP backend on the same slapd as e and f
+#   n  as p, but the policy server is test/bench/nullpolicy.c (one
+#      thread, epoll, DUNNO to everything): the floor of any policy server
+#   nt as n, nullpolicy -t (a thread per connection blocked in recv)
 # The SQLite table has 1,000,000 filler rows plus every recipient sent.
 # Each round uses its own recipient base (rN@example.com), so unique
 # recipients (-N) are never in rcptgate's cache from an earlier round.
@@ -23,9 +30,31 @@
 # cpuacct cgroup of their own (smtp-source outside it), and the lines add
 # the median CPU the mail system spent per message (us) and its ratio to
 # a: on these shared machines msg/s swings +-30 % between rounds, CPU per
-# message holds to a few percent.
+# message holds better (a few percent when the machine is quiet, +-15 %
+# at a load average of 15 on 2 cores). The reading is taken after the queue
+# has drained. slapd runs in a group of its own, shared by e, f and pl;
+# rounds run one configuration at a time and nothing else queries it, so
+# what it spends during a configuration's run is added to that
+# configuration's figure (e, f and pl include slapd; the line also shows
+# slapd's part, "slapd_us/msg").
 #
-# Output lines: "e2e MODE CONF msgs/s ratio_to_a errors=N". Not part of
+# Ratios: after msgs/s, "x_a" is CONF's msgs/s / a's (higher is better);
+# after cpu_us/msg, "x_a" is CONF's CPU per message / a's (lower is
+# better). The "target" lines (p against a and b, pl against e) use the
+# throughput-like form of the issue's targets: BASE's CPU per message /
+# CONF's, so "p >= 0.95 x a" is met when a's CPU / p's CPU >= 0.95.
+#
+# E2E_HOOK=PROGRAM is run before each measured run (after its CPU
+# reading) and after it (after the drain, before the reading) as
+# "PROGRAM start|stop" with E2E_CONF, E2E_ROUND, E2E_MODE (repeat or
+# unique), E2E_MESSAGES, E2E_PID (the configuration's rcptgate, if any)
+# and E2E_CGROUPS (the cpuacct groups its figure is read from) in the
+# environment, its output to stderr: test/bench/e2e_prof.sh profiles
+# that way (per-process CPU, strace -c, perf record).
+#
+# Output lines: "e2e MODE CONF msgs/s x_a RATIO errors=N rounds: ..."
+# [cpu_us/msg ...] and "target MODE CONF/BASE cpu ..." (lib_bench.sh,
+# bench_rounds). Not part of
 # ctest: a benchmark only reports. Needs root (Postfix), postfix-sqlite
 # and postfix-ldap for b and e.
 set -u
@@ -35,7 +64,7 @@ set -u
 . "$RG_SOURCE_DIR/test/integration/lib_slapd.sh"
 rg_setup
 
-CONFIGS=${E2E_CONFIGS:-a b c d e f}
+CONFIGS=${E2E_CONFIGS:-a b c d e f p pl}
 ROUNDS=${E2E_ROUNDS:-3}
 M=${E2E_MESSAGES:-2000}
 S=${E2E_SESSIONS:-10}
@@ -90,7 +119,7 @@ rcpt_list() {
 db=$T/recipients.db
 rcpt_list | bench_table "$db" "$FILLER" || exit 1
 
-if want e || want f; then
+if want e || want f || want pl; then
 	rg_slapd_init bench || exit 1
 	{
 		rg_slapd_gen_users "$NUSERS"
@@ -99,7 +128,9 @@ if want e || want f; then
 			printf "mail: %s\n\n", $0 }'
 	} >"$T/users.ldif"
 	rg_slapd_load bench "$T/users.ldif" || exit 1
+	cg_enter slapd
 	rg_slapd_start bench || exit 1
+	cg_leave
 	ldap_uri=$SLAPD_URI_bench
 	ldap_port=$SLAPD_PORT_bench
 fi
@@ -115,6 +146,18 @@ conf() {
 		printf 'max_unknown_per_session = 0\nstate =\n[backend b]\n'
 		printf '%s\n' "$@"
 	} >"$file"
+}
+
+# conf_policy FILE SOCKET BACKEND-LINES...: as conf, with the milter door
+# off and the policy door on SOCKET. [postfix_policy] comes first so that
+# rg_start_rcptgate, which waits for the first "socket =" of the file,
+# waits for the policy socket.
+conf_policy() {
+	local file=$1 sock=$2
+	shift 2
+	conf "$file.tmp" none "$@"
+	{ printf '[postfix_policy]\nsocket = %s\n' "$sock"; cat "$file.tmp"; } >"$file"
+	rm -f "$file.tmp"
 }
 
 # start_milter NAME CONF: an rcptgate of our own (lib.sh tracks only one).
@@ -160,6 +203,40 @@ if want f; then
 	cg_leave
 	MILTER[f]="unix:$T/f.sock"
 fi
+# p and pl: rcptgate and that Postfix share the configuration's group,
+# as c's do; slapd (pl) is counted as for e and f (see above).
+if want p; then
+	conf_policy "$T/p.conf" "unix:$T/p.sock" "type = sqlite" "path = $db"
+	cg_enter p
+	start_milter p "$T/p.conf"
+	cg_leave
+	EXTRA[p]="smtpd_recipient_restrictions = reject_unauth_destination, check_policy_service unix:$T/p.sock"
+fi
+if want pl; then
+	conf_policy "$T/pl.conf" "unix:$T/pl.sock" "type = ldap" \
+	    "uri = $ldap_uri" "base = dc=example,dc=com"
+	cg_enter pl
+	start_milter pl "$T/pl.conf"
+	cg_leave
+	EXTRA[pl]="smtpd_recipient_restrictions = reject_unauth_destination, check_policy_service unix:$T/pl.sock"
+fi
+# n and nt: the null policy server, built here, in the group as rcptgate.
+if want n || want nt; then
+	gcc -std=c11 -D_GNU_SOURCE -O2 -o "$T/nullpolicy" \
+	    "$RG_SOURCE_DIR/test/bench/nullpolicy.c" -lpthread || exit 1
+fi
+for c in n nt; do
+	want $c || continue
+	cg_enter $c
+	"$T/nullpolicy" $([ $c = nt ] && echo -t) "$T/$c.sock" &
+	rg_track $!
+	cg_leave
+	for ((i = 0; i < 50; i++)); do
+		[ -S "$T/$c.sock" ] && break
+		sleep 0.1
+	done
+	EXTRA[$c]="smtpd_recipient_restrictions = reject_unauth_destination, check_policy_service unix:$T/$c.sock"
+done
 if want b; then
 	printf 'dbpath = %s\nquery = SELECT address FROM recipients WHERE address = '"'"'%%s'"'"'\n' \
 	    "$db" >"$T/pf-sqlite.cf"
@@ -201,10 +278,18 @@ drain() {
 # run CONF ROUND UNIQUE: one smtp-source run; prints msgs/s, counts errors
 # and, with E2E_CPU=1, appends the CPU us per message to $T/cpu.CONF.
 run() {
-	local c=$1 r=$2 u=$3 port t0 t1 errs var cpu0
+	local c=$1 r=$2 u=$3 port t0 t1 errs var cpu0 cpu1 s0=0 s1=0 cgs
 	var=PORT_pf$c
 	port=${!var}
+	cgs=$CG_BASE/$c
+	case $c in e | f | pl) cgs="$cgs $CG_BASE/slapd" ;; esac
 	cpu0=$(cg_usage "$c")
+	case $c in e | f | pl) s0=$(cg_usage slapd) ;; esac
+	var=PID_$c
+	[ -n "${E2E_HOOK:-}" ] && E2E_CONF=$c E2E_ROUND=$r \
+	    E2E_MODE=$([ -n "$u" ] && echo unique || echo repeat) \
+	    E2E_MESSAGES=$M E2E_PID=${!var:-} E2E_CGROUPS=$cgs \
+	    "$E2E_HOOK" start >&2
 	t0=$(date +%s.%N)
 	"${SRC[@]}" ${u:+-N} -t "r$r@example.com" "127.0.0.1:$port" \
 	    >"$T/src.out" 2>&1
@@ -213,9 +298,24 @@ run() {
 	echo "$errs" >>"$T/errs.$c"	# run is called in $(...)
 	[ "$errs" -gt 0 ] && head -n 2 "$T/src.out" | sed "s/^/# $c: /" >&2
 	drain "pf$c"
-	[ "${E2E_CPU:-0}" = 1 ] && awk -v a="$cpu0" -v b="$(cg_usage "$c")" \
-	    -v m="$M" 'BEGIN { printf "%.0f\n", (b - a) / 1000 / m }' \
-	    >>"$T/cpu.$c"
+	[ -n "${E2E_HOOK:-}" ] && E2E_CONF=$c E2E_ROUND=$r \
+	    E2E_MODE=$([ -n "$u" ] && echo unique || echo repeat) \
+	    E2E_MESSAGES=$M E2E_PID=${!var:-} E2E_CGROUPS=$cgs \
+	    "$E2E_HOOK" stop >&2
+	if [ "${E2E_CPU:-0}" = 1 ]; then
+		cpu1=$(cg_usage "$c")
+		case $c in
+		e | f | pl)
+			s1=$(cg_usage slapd)
+			awk -v a="$s0" -v b="$s1" -v m="$M" \
+			    'BEGIN { printf "%.0f\n", (b - a) / 1000 / m }' \
+			    >>"$T/slapd.$c"
+			;;
+		esac
+		awk -v a="$cpu0" -v b="$cpu1" -v sa="$s0" -v sb="$s1" -v m="$M" \
+		    'BEGIN { printf "%.0f\n", (b - a + sb - sa) / 1000 / m }' \
+		    >>"$T/cpu.$c"
+	fi
 	echo "$M $t0 $t1" | awk '{ printf "%.1f\n", $1 / ($3 - $2) }'
 }
 
@@ -229,6 +329,12 @@ for c in $CONFIGS; do
 done
 
 echo "# e2e_postfix: smtp-source -s $S -m $M -r $R, $ROUNDS interleaved" \
-    "rounds, medians; load shared with other work on $(nproc) cores"
-bench_rounds "$CONFIGS" "$ROUNDS" "$UNIQUE"
+    "rounds, medians; load shared with other work on $(nproc) cores;" \
+    "load average $(cut -d' ' -f1-3 /proc/loadavg) at start"
+echo "# x_a: msgs/s CONF / a (higher better); cpu_us/msg CONF / a (lower" \
+    "better; e f pl include slapd). target lines: CPU/msg of BASE / of" \
+    "CONF (throughput-like, >= the target is met)"
+BENCH_TARGETS="p:a:0.95 p:b:1.0 pl:e:1.0" \
+    bench_rounds "$CONFIGS" "$ROUNDS" "$UNIQUE"
+echo "# load average $(cut -d' ' -f1-3 /proc/loadavg) at the end"
 exit 0

@@ -21,6 +21,14 @@
 #       configuration a of the same rounds:
 #       "e2e MODE CONF MSGS msgs/s x_a RATIO errors=N rounds: ..." and,
 #       where $T/cpu.CONF exists, "cpu_us/msg MED x_a RATIO cpu_rounds: ..."
+#       (CPU ratio: CONF's CPU per message / a's, lower is better) and,
+#       where $T/slapd.CONF exists, "slapd_us/msg MED" (slapd's part of
+#       it). With BENCH_TARGETS="CONF:BASE:MIN ..." it then prints, per
+#       mode and pair present, "target MODE CONF/BASE cpu BASE_CPU/CONF_CPU
+#       (>= MIN met|MISSED by N%) paired P msgs/s CONF/BASE": the
+#       throughput-like form, BASE's median CPU per message over CONF's;
+#       P is the median of the same ratio taken round by round (both
+#       configurations ran minutes apart at most, under the same load).
 
 bench_rcpt_list() {
 	local r
@@ -57,13 +65,14 @@ bench_ratio() {
 
 bench_rounds() {
 	local configs=$1 rounds=$2 u c r x mode med base cmed cbase cpu errs
-	local -A rates
+	local t tc tb tmin
+	local -A rates medrate medcpu
 
 	for u in $3; do
 		mode=repeat
 		[ "$u" = 1 ] && mode=unique
-		rates=()
-		rm -f "$T"/errs.* "$T"/cpu.*
+		rates=() medrate=() medcpu=()
+		rm -f "$T"/errs.* "$T"/cpu.* "$T"/slapd.*
 		for ((r = 1; r <= rounds; r++)); do
 			for c in $configs; do
 				x=$(run "$c" "$r" "$([ "$u" = 1 ] && echo 1)")
@@ -76,12 +85,27 @@ bench_rounds() {
 			if [ -s "$T/cpu.$c" ]; then
 				cmed=$(bench_median <"$T/cpu.$c")
 				[ -z "$cbase" ] && [ "$c" = a ] && cbase=$cmed
+				medcpu[$c]=$cmed
 				cpu=" cpu_us/msg $cmed x_a $(bench_ratio "$cmed" "$cbase") cpu_rounds: $(tr '\n' ' ' <"$T/cpu.$c")"
+				[ -s "$T/slapd.$c" ] &&
+					cpu="${cpu% } slapd_us/msg $(bench_median <"$T/slapd.$c")"
 			fi
 			med=$(printf '%s\n' ${rates[$c]} | bench_median)
+			medrate[$c]=$med
 			[ -z "$base" ] && [ "$c" = a ] && base=$med
 			errs=$(awk '{ n += $1 } END { print n + 0 }' "$T/errs.$c" 2>/dev/null)
 			echo "e2e $mode $c $med msgs/s x_a $(bench_ratio "$med" "$base") errors=$errs rounds:${rates[$c]}$cpu"
+		done
+		for t in ${BENCH_TARGETS:-}; do
+			IFS=: read -r tc tb tmin <<<"$t"
+			[ -n "${medrate[$tc]:-}" ] && [ -n "${medrate[$tb]:-}" ] ||
+				continue
+			x=$(bench_ratio "${medcpu[$tb]:-0}" "${medcpu[$tc]:-0}")
+			echo "target $mode $tc/$tb cpu $x $(awk -v x="$x" -v m="$tmin" 'BEGIN {
+				if (x == "-") print "(no CPU figures)"
+				else if (x + 0 >= m) printf "(>= %s met)\n", m
+				else printf "(>= %s MISSED by %.0f%%)\n", m, (m - x) / m * 100 }') paired $(paste "$T/cpu.$tb" "$T/cpu.$tc" 2>/dev/null |
+				awk '$2 > 0 { printf "%.3f\n", $1 / $2 }' | bench_median) msgs/s $(bench_ratio "${medrate[$tc]}" "${medrate[$tb]}")"
 		done
 	done
 }

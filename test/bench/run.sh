@@ -13,7 +13,10 @@
 #      (bench_sqlite), warm cache (bench_cache), LDAP on 100k (bench_ldap)
 #   3. milter protocol: milterload against rcptgate, unix and TCP, 1, 10
 #      and 200 connections, with peak RSS and thread count
-#   4. end to end a-f (test/bench/e2e_postfix.sh), repeated and unique
+#   4. end to end a-f, p and pl (rcptgate as Postfix's policy server,
+#      SQLite and LDAP) (test/bench/e2e_postfix.sh), repeated and
+#      unique, with the mail system's CPU per message where cgroup v1
+#      cpuacct is mounted
 #   5. end to end through Sendmail, a c d dq (test/bench/e2e_sendmail.sh)
 #   6. memory over a 10-minute run (test/bench/memflat.sh)
 # Never part of ctest: timings do not gate CI. Every step runs under
@@ -142,9 +145,12 @@ for kind in unix tcp; do
 	MPID=
 done
 
-echo "## 4. End to end through Postfix (a-f), repeated and unique recipients"
-E2E_ROUNDS=$ROUNDS E2E_MESSAGES=$MSGS timeout 3600 \
-    bash "$top/test/bench/e2e_postfix.sh"
+echo "## 4. End to end through Postfix (a-f, p, pl), repeated and unique recipients"
+# CPU per message needs cgroup v1's cpuacct (e2e_postfix.sh, E2E_CPU).
+cpu=0
+[ -d /sys/fs/cgroup/cpuacct ] && cpu=1
+E2E_CONFIGS="a b c d e f p pl" E2E_CPU=$cpu E2E_ROUNDS=$ROUNDS \
+    E2E_MESSAGES=$MSGS timeout 3600 bash "$top/test/bench/e2e_postfix.sh"
 
 echo "## 5. End to end through Sendmail (a, c, d, dq), repeated and unique"
 # SM_REUSE=1: a session's messages over one connection (smtp-source -d);
