@@ -15,6 +15,8 @@
 #   p  rcptgate (SQLite backend) as Postfix's policy server on a unix
 #      socket (smtpd_recipient_restrictions = reject_unauth_destination,
 #      check_policy_service), milter door off ([milter] socket = none)
+#   po as p, but the rcptgate binary $E2E_RCPTGATE_O (before/after of a
+#      change to the policy door, in the same rounds)
 #   pl as p, with the LDAP backend on the same slapd as e and f
 #   n  as p, but the policy server is test/bench/nullpolicy.c (one
 #      thread, epoll, DUNNO to everything): the floor of any policy server
@@ -78,8 +80,8 @@ SRC=(smtp-source -s "$S" -m "$M" -r "$R" -M client.example.test
 
 want() { [[ " $CONFIGS " == *" $1 "* ]]; }
 
-if want o && [ ! -x "${E2E_RCPTGATE_O:-}" ]; then
-	echo "config o needs E2E_RCPTGATE_O=/path/to/rcptgate" >&2
+if { want o || want po; } && [ ! -x "${E2E_RCPTGATE_O:-}" ]; then
+	echo "configs o and po need E2E_RCPTGATE_O=/path/to/rcptgate" >&2
 	exit 2
 fi
 
@@ -211,6 +213,13 @@ if want p; then
 	start_milter p "$T/p.conf"
 	cg_leave
 	EXTRA[p]="smtpd_recipient_restrictions = reject_unauth_destination, check_policy_service unix:$T/p.sock"
+fi
+if want po; then
+	conf_policy "$T/po.conf" "unix:$T/po.sock" "type = sqlite" "path = $db"
+	cg_enter po
+	RCPTGATE=$E2E_RCPTGATE_O start_milter po "$T/po.conf"
+	cg_leave
+	EXTRA[po]="smtpd_recipient_restrictions = reject_unauth_destination, check_policy_service unix:$T/po.sock"
 fi
 if want pl; then
 	conf_policy "$T/pl.conf" "unix:$T/pl.sock" "type = ldap" \
