@@ -207,20 +207,16 @@ if want f; then
 fi
 # p and pl: rcptgate and that Postfix share the configuration's group,
 # as c's do; slapd (pl) is counted as for e and f (see above).
-if want p; then
-	conf_policy "$T/p.conf" "unix:$T/p.sock" "type = sqlite" "path = $db"
-	cg_enter p
-	start_milter p "$T/p.conf"
+for c in p po; do
+	want $c || continue
+	bin=$RCPTGATE
+	[ $c = po ] && bin=$E2E_RCPTGATE_O
+	conf_policy "$T/$c.conf" "unix:$T/$c.sock" "type = sqlite" "path = $db"
+	cg_enter $c
+	RCPTGATE=$bin start_milter $c "$T/$c.conf"
 	cg_leave
-	EXTRA[p]="smtpd_recipient_restrictions = reject_unauth_destination, check_policy_service unix:$T/p.sock"
-fi
-if want po; then
-	conf_policy "$T/po.conf" "unix:$T/po.sock" "type = sqlite" "path = $db"
-	cg_enter po
-	RCPTGATE=$E2E_RCPTGATE_O start_milter po "$T/po.conf"
-	cg_leave
-	EXTRA[po]="smtpd_recipient_restrictions = reject_unauth_destination, check_policy_service unix:$T/po.sock"
-fi
+	EXTRA[$c]="smtpd_recipient_restrictions = reject_unauth_destination, check_policy_service unix:$T/$c.sock"
+done
 if want pl; then
 	conf_policy "$T/pl.conf" "unix:$T/pl.sock" "type = ldap" \
 	    "uri = $ldap_uri" "base = dc=example,dc=com"
