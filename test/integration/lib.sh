@@ -332,6 +332,24 @@ rg_field() {
 	[[ $2 =~ $re ]] && echo "${BASH_REMATCH[2]}" || echo ""
 }
 
+# rg_expect_door_decisions PORT: the decisions every door must give
+# through the Postfix on PORT, on the table t_postfix.sh and
+# t_postfix_policy.sh load (alice, bob, Carol in mixed case, the
+# catch-all @example.net; example.org not checked).
+rg_expect_door_decisions() {
+	local p=$1
+	rg_expect_match "case-insensitive address" "$(rg_rcpt $p ALICE@Example.COM)" '^250 '
+	rg_expect_match "table row in mixed case" "$(rg_rcpt $p carol@example.com)" '^250 '
+	rg_expect_match "subaddress of a known user" "$(rg_rcpt $p alice+news@example.com)" '^250 '
+	rg_expect_match "subaddress of an unknown user" "$(rg_rcpt $p nobody+x@example.com)" \
+		'^550 5\.1\.1 <nobody\+x@example\.com>: Recipient address rejected: User unknown$'
+	rg_expect_match "catch-all domain" "$(rg_rcpt $p anyone@example.net)" '^250 '
+	rg_expect_match "postmaster always accepted" "$(rg_rcpt $p postmaster@example.com)" '^250 '
+	rg_expect_match "abuse always accepted" "$(rg_rcpt $p Abuse@example.com)" '^250 '
+	rg_expect_match "domain not checked passes" "$(rg_rcpt $p someone@example.org)" '^250 '
+	rg_expect_match "trailing dot in domain" "$(rg_rcpt $p 'bob@example.com.')" '^250 '
+}
+
 # ---- the Postfix policy door (issue 16: t_postfix_policy.sh, t_policy_*.sh) ----
 
 # rg_policy_wait SOCKET [SECONDS]: wait until SOCKET (unix:PATH,
